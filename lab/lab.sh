@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# The lab: two simulated DGX Sparks (spark-2959 head, spark-ba63 worker) as privileged podman containers
+# with systemd, sshd, sudo, their own dockerd, a management network and the two fabric twins (MTU 9000,
+# real interface names, one subnet each).
+#   lab.sh up | down | status | shell NODE | scenario NODE SCENARIO | ssh-config
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+cache=$here/cache
+prefix=dgxspark-lab
+nodes=(spark-2959 spark-ba63)
+scenarios=(healthy degraded_link no_gpu nccl_slow nccl_hang)
+doubles=(nvidia-smi ibdev2netdev rdma ethtool ib_write_bw ib_write_lat mpirun kubeadm)
+nccl_tests=(all_reduce_perf all_gather_perf)
+
+# node -> management address, fabric twin addresses (as on the real pair)
+declare -A mgmt_ip=([spark-2959]=10.59.63.11 [spark-ba63]=10.59.63.12)
+declare -A fab0_ip=([spark-2959]=10.10.10.1 [spark-ba63]=10.10.10.2)
+declare -A fab1_ip=([spark-2959]=10.10.11.1 [spark-ba63]=10.10.11.2)
+# network -> subnet gateway extra-options (gateways sit at .254 so .1/.2 stay the nodes')
+declare -A net_args=(
+  [$prefix-mgmt]="--subnet 10.59.63.0/24 --gateway 10.59.63.1"
+  [$prefix-fab0]="--subnet 10.10.10.0/24 --gateway 10.10.10.254 --internal -o mtu=9000"
+  [$prefix-fab1]="--subnet 10.10.11.0/24 --gateway 10.10.11.254 --internal -o mtu=9000"
+)
+
+log() { printf '[lab] %s\n' "$*" >&2; }
+die() { printf '[lab] error: %s\n' "$*" >&2; exit 1; }
+container() { echo "$prefix-$1"; }
+known_node() { [[ " ${nodes[*]} " == *" $1 "* ]] || die "unknown node '$1' (nodes: ${nodes[*]})"; }
+# The lab's SSH key lives outside the checkout, where every inventory and test finds it under one name.
+state=${DGX_SPARK_LAB_STATE:-$HOME/.local/state/dgx-spark-lab}
+ssh_key=$state/id_ed25519
+ssh_opts=(-i "$ssh_key" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+  -o LogLevel=ERROR -o ConnectTimeout=3)
+
+podman_env() {
+  export CONTAINERS_CONF
+  CONTAINERS_CONF=$("$here/host_prep.sh")
+}
+
+ensure_ssh_key() {
+  mkdir -p "$state"; chmod 700 "$state"
+  [[ -f $ssh_key ]] || ssh-keygen -q -t ed25519 -N '' -C dgx-spark-lab -f "$ssh_key"
+  cmp -s "$ssh_key.pub" "$state/authorized_keys" || cp "$ssh_key.pub" "$state/authorized_keys"
+}
+
+ensure_networks() {
+  local net
+  for net in "${!net_args[@]}"; do
+    podman network exists "$net" && continue
+    # shellcheck disable=SC2086  # the option string is ours, split on purpose
+    podman network create ${net_args[$net]} "$net" >/dev/null
+    log "network $net created"
+  done
+}
+
+start_node() {
+  local node=$1 name image owner
+  name=$(container "$node")
+  if [[ "$(podman inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" == true ]]; then
+    owner=$(podman inspect -f '{{range .Mounts}}{{if eq .Destination "/opt/dgx-spark-lab/bin"}}{{.Source}}{{end}}{{end}}' "$name")
+    [[ $owner == "$here/doubles" ]] || die "$node is running from another checkout ($owner); run its lab.sh down first"
+    return 0
+  fi
+  podman rm -f "$name" >/dev/null 2>&1 || true
+  image=$("$here/build_node_image.sh")
+  # ping_group_range as Ubuntu sets it: unprivileged ping (jumbo, don't fragment) works as on a Spark
+  podman run -d --name "$name" --hostname "$node" --privileged --systemd=always \
+    --label dgx-spark-lab=1 --sysctl net.ipv4.ping_group_range="0 2147483647" \
+    --network "$prefix-mgmt:ip=${mgmt_ip[$node]}" \
+    --network "$prefix-fab0:ip=${fab0_ip[$node]},interface_name=enp1s0f1np1" \
+    --network "$prefix-fab1:ip=${fab1_ip[$node]},interface_name=enP2p1s0f1np1" \
+    -v "$prefix-$node-docker:/var/lib/docker" \
+    -v "$here/doubles:/opt/dgx-spark-lab/bin:ro" \
+    -v "$repo/tests/fixtures:/opt/dgx-spark-lab/fixtures:ro" \
+    -v "$state/authorized_keys:/etc/dgx-spark-lab/authorized_keys:ro" \
+    "$image" >/dev/null
+  log "$node started"
+}
+
+install_doubles() {
+  local node=$1 name tool
+  name=$(container "$node")
+  for tool in "${doubles[@]}"; do
+    podman exec "$name" ln -sfn /opt/dgx-spark-lab/bin/spark-double "/usr/local/bin/$tool"
+  done
+  podman exec "$name" mkdir -p /opt/nccl-tests/build
+  for tool in "${nccl_tests[@]}"; do
+    podman exec "$name" ln -sfn /opt/dgx-spark-lab/bin/spark-double "/opt/nccl-tests/build/$tool"
+  done
+  podman exec "$name" sh -c 'test -s /etc/dgx-spark-lab/scenario || echo healthy > /etc/dgx-spark-lab/scenario'
+}
+
+# A tiny image in each node's docker (no registry is reachable): busybox, for smoke tests and image copies.
+ensure_smoke_image() {
+  local node=$1 name dir
+  name=$(container "$node")
+  podman exec "$name" docker image inspect lab/busybox:latest >/dev/null 2>&1 && return 0
+  dir=$(mktemp -d)
+  mkdir -p "$dir/bin"
+  cp /bin/busybox "$dir/bin/busybox"
+  for applet in sh ls cat echo sleep hostname ip wget nc; do ln -s busybox "$dir/bin/$applet"; done
+  tar -C "$dir" -c . | podman exec -i "$name" docker import -c 'CMD ["/bin/sh"]' - lab/busybox:latest >/dev/null
+  rm -rf "$dir"
+}
+
+wait_ready() {
+  local node=$1 name deadline
+  name=$(container "$node")
+  deadline=$((SECONDS + 120))
+  until ssh "${ssh_opts[@]}" "spark@${mgmt_ip[$node]}" true 2>/dev/null; do
+    ((SECONDS < deadline)) || die "$node: sshd did not answer on ${mgmt_ip[$node]} within 120 s"
+    sleep 1
+  done
+  until podman exec "$name" docker info >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "$node: dockerd did not start within 120 s (podman exec $name journalctl -u docker)"
+    sleep 1
+  done
+}
+
+cmd_up() {
+  local start=$SECONDS node
+  podman_env
+  ensure_ssh_key
+  "$here/build_node_image.sh" >/dev/null
+  ensure_networks
+  for node in "${nodes[@]}"; do start_node "$node"; done
+  for node in "${nodes[@]}"; do install_doubles "$node"; wait_ready "$node"; ensure_smoke_image "$node"; done
+  log "up in $((SECONDS - start)) s: ssh -i $ssh_key spark@${mgmt_ip[spark-2959]} (spark-2959), spark@${mgmt_ip[spark-ba63]} (spark-ba63)"
+}
+
+cmd_down() {
+  local node name net
+  podman_env
+  for node in "${nodes[@]}"; do
+    name=$(container "$node")
+    if podman container exists "$name"; then
+      # inner containers first, so their mounts and cgroups go with them
+      podman exec "$name" sh -c 'ids=$(docker ps -aq 2>/dev/null); [ -z "$ids" ] || docker rm -f $ids >/dev/null' || true
+      podman rm -f -t 20 "$name" >/dev/null
+      log "$node removed"
+    fi
+    podman volume rm -f "$prefix-$node-docker" >/dev/null 2>&1 || true
+  done
+  for net in "${!net_args[@]}"; do
+    podman network exists "$net" && podman network rm -f "$net" >/dev/null
+  done
+  log "down"
+}
+
+cmd_status() {
+  local node name state
+  podman_env
+  for node in "${nodes[@]}"; do
+    name=$(container "$node")
+    state=$(podman inspect -f '{{.State.Status}}' "$name" 2>/dev/null || echo absent)
+    if [[ $state == running ]]; then
+      printf '%-11s %-8s mgmt %-12s ssh %-4s scenario %s\n' "$node" "$state" "${mgmt_ip[$node]}" \
+        "$(ssh "${ssh_opts[@]}" "spark@${mgmt_ip[$node]}" true 2>/dev/null && echo ok || echo down)" \
+        "$(podman exec "$name" cat /etc/dgx-spark-lab/scenario 2>/dev/null || echo '?')"
+    else
+      printf '%-11s %s\n' "$node" "$state"
+    fi
+  done
+}
+
+cmd_scenario() {
+  local node=${1:-} scenario=${2:-}
+  known_node "$node"
+  [[ " ${scenarios[*]} " == *" $scenario "* ]] || die "unknown scenario '$scenario' (scenarios: ${scenarios[*]})"
+  podman_env
+  printf '%s\n' "$scenario" | podman exec -i "$(container "$node")" tee /etc/dgx-spark-lab/scenario >/dev/null
+  log "$node: scenario $scenario"
+}
+
+cmd_shell() {
+  local node=${1:-}
+  known_node "$node"
+  podman_env
+  exec podman exec -it "$(container "$node")" bash -l
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  shell) cmd_shell "${2:-}" ;;
+  scenario) cmd_scenario "${2:-}" "${3:-}" ;;
+  *) echo "usage: $0 up|down|status|shell NODE|scenario NODE SCENARIO" >&2; exit 2 ;;
+esac

@@ -1,0 +1,190 @@
+"""The lab's test doubles, run on this host: recorded outputs, refusals, scenarios, real sysfs state."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOUBLE = ROOT / "lab" / "doubles" / "spark-double"
+TOOLS = ("nvidia-smi", "ibdev2netdev", "rdma", "ethtool", "ib_write_bw", "ib_write_lat", "mpirun",
+         "all_reduce_perf", "all_gather_perf", "kubeadm")
+TWINS = ("enp1s0f1np1", "enP2p1s0f1np1")
+
+sys.path.insert(0, str(ROOT / ".collections"))
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._nvidia_smi import (  # noqa: E402
+    GPU_QUERY_FIELDS, gpu_record, parse_query_csv)
+
+
+class Node:
+    """A fake node root: tool links on PATH, a scenario file and a sysfs net directory."""
+
+    def __init__(self, tmp_path):
+        self.bin = tmp_path / "bin"
+        self.bin.mkdir()
+        for tool in TOOLS:
+            (self.bin / tool).symlink_to(DOUBLE)
+        self.scenario_file = tmp_path / "scenario"
+        self.sys_net = tmp_path / "net"
+        self.sys_net.mkdir()
+        (self.sys_net / "lo").mkdir()
+        self.set_links(up=TWINS)
+
+    def set_links(self, up=(), down=()):
+        for name, state in [(n, "up") for n in up] + [(n, "down") for n in down]:
+            (self.sys_net / name).mkdir(exist_ok=True)
+            (self.sys_net / name / "operstate").write_text(state + "\n")
+
+    def scenario(self, name):
+        self.scenario_file.write_text(name + "\n")
+
+    def env(self):
+        return dict(os.environ, PATH="%s:%s" % (self.bin, os.environ["PATH"]),
+                    DGX_LAB_FIXTURES=str(ROOT / "tests" / "fixtures"),
+                    DGX_LAB_SCENARIO_FILE=str(self.scenario_file), DGX_LAB_SYS_NET=str(self.sys_net))
+
+    def run(self, *argv, timeout=30):
+        return subprocess.run([str(self.bin / argv[0])] + list(argv[1:]), capture_output=True, text=True,
+                              env=self.env(), timeout=timeout, check=False)
+
+
+@pytest.fixture
+def node(tmp_path):
+    return Node(tmp_path)
+
+
+UNKNOWN_FORMS = {
+    "nvidia-smi": ["--list-gpus-verbose"],
+    "ibdev2netdev": ["-v"],
+    "rdma": ["dev", "show"],
+    "ethtool": ["-S", "enp1s0f1np1"],
+    "ib_write_bw": ["--bidirectional", "10.10.10.2"],
+    "ib_write_lat": ["10.10.10.2"],
+    "mpirun": ["-np", "2", "-H", "a:1,b:1", "hostname"],
+    "all_reduce_perf": ["-b", "1G"],
+    "all_gather_perf": [],
+    "kubeadm": ["init"],
+}
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_each_double_refuses_an_unknown_form(node, tool):
+    result = node.run(tool, *UNKNOWN_FORMS[tool])
+    assert result.returncode == 64
+    assert "not answered by the lab's %s double" % tool in result.stderr
+
+
+def test_unknown_scenario_is_an_error(node):
+    node.scenario("on_fire")
+    result = node.run("nvidia-smi", "-L")
+    assert result.returncode == 3 and "unknown scenario 'on_fire'" in result.stderr
+
+
+def test_nvidia_smi_query_parses_like_the_real_gb10(node):
+    fields = ",".join(GPU_QUERY_FIELDS)
+    result = node.run("nvidia-smi", "--query-gpu=" + fields, "--format=csv,noheader,nounits")
+    assert result.returncode == 0, result.stderr
+    [gpu] = [gpu_record(row) for row in parse_query_csv(result.stdout, GPU_QUERY_FIELDS)]
+    assert gpu["name"] == "NVIDIA GB10" and gpu["unified_memory"] is True and gpu["compute_cap"] == "12.1"
+
+
+def test_nvidia_smi_header_and_units_follow_the_format(node):
+    result = node.run("nvidia-smi", "--query-gpu=name,memory.total,power.draw", "--format=csv")
+    assert result.stdout.splitlines() == ["name, memory.total [MiB], power.draw [W]", "NVIDIA GB10, [N/A], 3.74 W"]
+
+
+def test_nvidia_smi_rejects_an_invalid_field_like_the_real_one(node):
+    result = node.run("nvidia-smi", "--query-gpu=name,vram", "--format=csv")
+    assert result.returncode == 2 and result.stderr.strip() == 'Field "vram" is not a valid field to query.'
+
+
+def test_no_gpu_scenario_fails_like_an_unloaded_driver(node):
+    node.scenario("no_gpu")
+    result = node.run("nvidia-smi", "--query-gpu=name", "--format=csv")
+    assert result.returncode == 9 and "couldn't communicate with the NVIDIA driver" in result.stdout
+
+
+def test_ibdev2netdev_reports_real_link_state(node):
+    node.set_links(down=["enP2p1s0f1np1"])
+    lines = node.run("ibdev2netdev").stdout.splitlines()
+    assert "rocep1s0f1 port 1 ==> enp1s0f1np1 (Up)" in lines
+    assert "roceP2p1s0f1 port 1 ==> enP2p1s0f1np1 (Down)" in lines
+    assert "rocep1s0f0 port 1 ==> enp1s0f0np0 (Down)" in lines  # no cable in the other port
+
+
+def test_rdma_link_follows_link_state(node):
+    node.set_links(down=["enp1s0f1np1"])
+    out = node.run("rdma", "link").stdout
+    assert "link rocep1s0f1/1" in out and "state DOWN physical_state DISABLED netdev enp1s0f1np1" in out
+    assert "state ACTIVE physical_state LINK_UP netdev enP2p1s0f1np1" in out
+
+
+@pytest.mark.parametrize("scenario, speed", [("healthy", "200000Mb/s"), ("degraded_link", "100000Mb/s")])
+def test_ethtool_speed_switches_with_the_scenario(node, scenario, speed):
+    node.scenario(scenario)
+    assert "\tSpeed: %s" % speed in node.run("ethtool", "enp1s0f1np1").stdout.splitlines()
+
+
+def test_ethtool_unknown_interface(node):
+    result = node.run("ethtool", "enp9s0")
+    assert result.returncode == 75 and "No such device" in result.stderr
+
+
+def test_ib_write_bw_client_off_the_twin_subnet_cannot_connect(node):
+    # the fake node has no address on enp1s0f1np1, so 10.10.10.2 is not reachable through rocep1s0f1
+    result = node.run("ib_write_bw", "-d", "rocep1s0f1", "--report_gbits", "10.10.10.2")
+    assert result.returncode == 1 and "Couldn't connect to 10.10.10.2:18515" in result.stderr
+
+
+def test_ib_write_bw_on_a_down_twin_fails(node):
+    node.set_links(down=["enp1s0f1np1"])
+    result = node.run("ib_write_bw", "-d", "rocep1s0f1")
+    assert result.returncode == 1 and "state is Down" in result.stderr
+
+
+def _mpirun(node, test="all_reduce_perf", timeout=30):
+    return node.run("mpirun", "-np", "2", "-H", "127.0.0.1:1,127.0.0.1:1", "-x", "NCCL_IB_HCA=rocep1s0f1,roceP2p1s0f1",
+                    "--mca", "btl_tcp_if_include", "enp1s0f1np1", str(node.bin / test), "-b", "1G", "-e", "4G",
+                    "-f", "2", "-g", "1", timeout=timeout)
+
+
+def _avg_busbw(text):
+    return float(next(line for line in text.splitlines() if line.startswith("# Avg bus bandwidth")).split(":")[1])
+
+
+def test_mpirun_replays_the_recorded_rows_in_range(node):
+    result = _mpirun(node)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert [int(r[0]) for r in rows] == [1 << 30, 1 << 31, 1 << 32]
+    assert "# Out of bounds values : 0 OK" in result.stdout
+    # average over the kept rows' out-of-place and in-place busbw
+    assert _avg_busbw(result.stdout) == pytest.approx((19.93 + 21.00 + 21.80 + 22.95 + 22.93 + 23.62) / 6, abs=1e-3)
+
+
+def test_nccl_slow_halves_bus_bandwidth(node):
+    healthy = _avg_busbw(_mpirun(node, "all_gather_perf").stdout)
+    node.scenario("nccl_slow")
+    slow = _avg_busbw(_mpirun(node, "all_gather_perf").stdout)
+    assert slow == pytest.approx(healthy / 2, abs=0.01)
+
+
+def test_nccl_hang_never_finishes(node):
+    node.scenario("nccl_hang")
+    with pytest.raises(subprocess.TimeoutExpired) as caught:
+        _mpirun(node, timeout=3)
+    assert b"# Collective test starting" in (caught.value.stdout or b"")
+
+
+def test_mpirun_without_reachable_rank_fails_like_orte(node):
+    result = node.run("mpirun", "-np", "2", "-H", "127.0.0.1:1,127.0.0.2:1", str(node.bin / "all_reduce_perf"),
+                      "-b", "1G", "-e", "1G", timeout=60)
+    assert result.returncode == 1 and "ORTE was unable to reliably start one or more daemons" in result.stderr
+
+
+def test_kubeadm_version(node):
+    assert node.run("kubeadm", "version", "-o", "short").stdout.strip() == "v1.34.1"

@@ -1,0 +1,106 @@
+"""Shared test helpers: recorded tool outputs and a harness that runs a module's main()."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+
+# Outside ansible-test, import the collection through the link `make setup` creates.
+_LINKED = ROOT / ".collections"
+if _LINKED.is_dir() and str(_LINKED) not in sys.path:
+    sys.path.insert(0, str(_LINKED))
+
+
+def fixture_body(relpath):
+    """The tool's output in a fixture file: everything below the `# ---` header line."""
+    text = (FIXTURES / relpath).read_text()
+    marker = "\n# ---\n"
+    if marker not in text:
+        raise AssertionError("fixture %s has no '# ---' header separator" % relpath)
+    return text.split(marker, 1)[1]
+
+
+def fixture_files(subdir):
+    return sorted(p.relative_to(FIXTURES).as_posix() for p in (FIXTURES / subdir).glob("*.txt"))
+
+
+@pytest.fixture(name="fixture_body")
+def fixture_body_fixture():
+    """fixture_body(relpath) -> the recorded output of tests/fixtures/<relpath>."""
+    return fixture_body
+
+
+@pytest.fixture(name="fixture_files")
+def fixture_files_fixture():
+    """fixture_files(subdir) -> the fixture paths under tests/fixtures/<subdir>."""
+    return fixture_files
+
+
+class ModuleExit(Exception):
+    def __init__(self, result, failed):
+        super().__init__(result.get("msg", ""))
+        self.result = result
+        self.failed = failed
+
+
+def run_module(main, args, monkeypatch):
+    """Run a module's main() with args; returns (result dict, failed)."""
+    from ansible.module_utils import basic
+    from ansible.module_utils.testing import patch_module_args
+
+    def exit_json(self, **kwargs):
+        kwargs.setdefault("changed", False)
+        raise ModuleExit(kwargs, False)
+
+    def fail_json(self, msg, **kwargs):
+        kwargs["msg"] = msg
+        raise ModuleExit(kwargs, True)
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    with patch_module_args(args):
+        try:
+            main()
+        except ModuleExit as exc:
+            json.dumps(exc.result)  # what a module returns must serialise
+            return exc.result, exc.failed
+    raise AssertionError("module returned without exit_json/fail_json")
+
+
+@pytest.fixture
+def module_runner(monkeypatch):
+    return lambda main, args: run_module(main, args, monkeypatch)
+
+
+@pytest.fixture
+def fake_tool(tmp_path, monkeypatch):
+    """Put an executable `name` on PATH that prints a fixture's output (or text) and exits with rc.
+
+    It records its argv, one line per call, in <name>.argv beside it.
+    """
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    monkeypatch.setenv("PATH", "%s%s%s" % (bindir, os.pathsep, os.environ.get("PATH", "")))
+
+    def make(name, output="", rc=0, stderr=""):
+        out_file = bindir / (name + ".out")
+        err_file = bindir / (name + ".err")
+        out_file.write_text(output)
+        err_file.write_text(stderr)
+        script = bindir / name
+        script.write_text(
+            "#!/bin/sh\n"
+            'printf "%%s\\n" "$*" >> "%s.argv"\n'
+            'cat "%s"\ncat "%s" >&2\nexit %d\n' % (script, out_file, err_file, rc))
+        script.chmod(script.stat().st_mode | stat.S_IEXEC | stat.S_IXGRP | stat.S_IXOTH)
+        return script
+
+    return make
