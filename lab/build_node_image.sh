@@ -24,7 +24,7 @@ printf '#!/bin/sh\nexit 101\n' > "$rootfs/usr/sbin/policy-rc.d"; chmod +x "$root
 cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
 echo "[lab] installing docker.io, skopeo and tools in the node image" >&2
 in_root apt-get install -y -qq --no-install-recommends docker.io skopeo rsync pigz netcat-openbsd curl jq \
-  openssh-client iptables >"$cache/apt-node.log" 2>&1 || { tail -20 "$cache/apt-node.log" >&2; exit 1; }
+  openssh-client iptables netplan.io >"$cache/apt-node.log" 2>&1 || { tail -20 "$cache/apt-node.log" >&2; exit 1; }
 in_root apt-get clean
 rm -f "$rootfs/usr/sbin/policy-rc.d" "$rootfs/etc/resolv.conf"
 

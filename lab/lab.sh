@@ -10,7 +10,7 @@ cache=$here/cache
 prefix=dgxspark-lab
 nodes=(spark-2959 spark-ba63)
 scenarios=(healthy degraded_link no_gpu nccl_slow nccl_hang)
-doubles=(nvidia-smi ibdev2netdev rdma ethtool ib_write_bw ib_write_lat mpirun kubeadm)
+doubles=(nvidia-smi ibdev2netdev ibv_devinfo show_gids rdma ethtool ib_write_bw ib_write_lat mpirun kubeadm)
 nccl_tests=(all_reduce_perf all_gather_perf)
 
 # node -> management address, fabric twin addresses (as on the real pair)
@@ -43,6 +43,18 @@ ensure_ssh_key() {
   mkdir -p "$state"; chmod 700 "$state"
   [[ -f $ssh_key ]] || ssh-keygen -q -t ed25519 -N '' -C dgx-spark-lab -f "$ssh_key"
   cmp -s "$ssh_key.pub" "$state/authorized_keys" || cp "$ssh_key.pub" "$state/authorized_keys"
+}
+
+# Ansible keeps SSH masters (ControlPersist) for the lab here (inventory/lab.yml). A master outlives `down`, and
+# after the next `up` it would multiplex onto a connection to a container that no longer exists: close them all.
+control_dir=$state/cp
+close_ssh_masters() {
+  local sock
+  for sock in "$control_dir"/*; do
+    [[ -S $sock ]] || continue
+    ssh -o ControlPath="$sock" -O exit lab-node >/dev/null 2>&1 || true
+    rm -f "$sock"
+  done
 }
 
 ensure_networks() {
@@ -123,6 +135,7 @@ cmd_up() {
   local start=$SECONDS node
   podman_env
   ensure_ssh_key
+  close_ssh_masters
   "$here/build_node_image.sh" >/dev/null
   ensure_networks
   for node in "${nodes[@]}"; do start_node "$node"; done
@@ -133,6 +146,7 @@ cmd_up() {
 cmd_down() {
   local node name net
   podman_env
+  close_ssh_masters
   for node in "${nodes[@]}"; do
     name=$(container "$node")
     if podman container exists "$name"; then

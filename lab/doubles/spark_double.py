@@ -1,6 +1,6 @@
 """Test doubles for the DGX Spark tools the lab lacks hardware for.
 
-One program, run by the `spark-double` wrapper installed under each tool's name (nvidia-smi, ibdev2netdev, ethtool, rdma, ib_write_bw,
+One program, run by the `spark-double` wrapper installed under each tool's name (nvidia-smi, ibdev2netdev, ibv_devinfo, show_gids, ethtool, rdma, ib_write_bw,
 ib_write_lat, mpirun, all_reduce_perf, all_gather_perf, kubeadm). Each replays recorded outputs of the real
 tool (tests/fixtures, mounted at $DGX_LAB_FIXTURES) for the argument forms the roles use, and exits
 non-zero with a message for any other form. Link state, addresses and reachability are the lab's real ones
@@ -170,6 +170,69 @@ def ethtool(args):
     print("\tLink detected: %s" % ("yes" if up else "no"))
 
 
+def netdev_sysfs(netdev, name, default=None):
+    try:
+        with open(os.path.join(SYS_NET, netdev, name)) as handle:
+            return handle.read().strip()
+    except OSError:
+        return default
+
+
+def roce_active_mtu(netdev_mtu):
+    """The RoCE path MTU the kernel derives from the netdev MTU (iboe_get_mtu: minus 96 bytes of headers)."""
+    payload = netdev_mtu - 96
+    return next((mtu for mtu in (4096, 2048, 1024, 512, 256) if payload >= mtu), 256)
+
+
+IB_MTU_ENUM = {256: 1, 512: 2, 1024: 3, 2048: 4, 4096: 5}
+
+
+def ibv_devinfo(args):
+    """`ibv_devinfo [-d DEV]` in the layout of rdma/ibv_devinfo_spark_4hca_elizabetht.txt, from the node's links."""
+    if args and (len(args) != 2 or args[0] not in ("-d", "--ib-dev")):
+        raise Refused("ibv_devinfo " + " ".join(args))
+    devices = [(d, n) for d, n in RDMA_DEVICES if not args or d == args[1]]
+    if not devices:
+        die("libibverbs: Warning: couldn't open device %s\nIB device '%s' wasn't found" % (args[1], args[1]), 255)
+    blocks = fixture("rdma/ibv_devinfo_spark_4hca_elizabetht.txt").split("\n\n")
+    recorded = dict((block.split("\t", 1)[1].split("\n", 1)[0].strip(), block) for block in blocks if block.strip())
+    out = []
+    for rdma_dev, netdev in devices:
+        block = recorded[rdma_dev]
+        up = link_up(netdev)
+        mtu = roce_active_mtu(int(netdev_sysfs(netdev, "mtu", "1500")))
+        block = re.sub(r"state:(\s+)PORT_ACTIVE \(4\)", r"state:\g<1>%s" % ("PORT_ACTIVE (4)" if up else "PORT_DOWN (1)"),
+                       block)
+        block = re.sub(r"active_mtu:(\s+)\d+ \(\d\)", r"active_mtu:\g<1>%d (%d)" % (mtu, IB_MTU_ENUM[mtu]), block)
+        out.append(block.rstrip("\n"))
+    print("\n\n".join(out) + "\n")
+
+
+def show_gids(args):
+    """`show_gids [DEV]` in the layout of rdma/show_gids_gb10_sean.txt: link-local GIDs at 0/1 (v1/v2), then each
+    IPv4 address of the netdev as an IPv4-mapped GID at 2/3, 4/5, ... as the kernel's RoCE GID table holds them."""
+    if len(args) > 1:
+        raise Refused("show_gids " + " ".join(args))
+    devices = [(d, n) for d, n in RDMA_DEVICES if not args or d == args[0]]
+    print("DEV\tPORT\tINDEX\tGID\t\t\t\t\tIPv4  \t\tVER\tDEV")
+    print("---\t----\t-----\t---\t\t\t\t\t------------  \t---\t---")
+    count = 0
+    for rdma_dev, netdev in devices:
+        if not os.path.isdir(os.path.join(SYS_NET, netdev)):
+            continue
+        mac = netdev_sysfs(netdev, "address", "00:00:00:00:00:00").split(":")
+        eui = "%02x%s:%sff:fe%s:%s%s" % (int(mac[0], 16) ^ 2, mac[1], mac[2], mac[3], mac[4], mac[5])
+        rows = [("fe80:0000:0000:0000:%s" % eui, "")] * 2
+        for iface in netdev_ipv4(netdev):
+            packed = iface.ip.packed
+            mapped = "0000:0000:0000:0000:0000:ffff:%02x%02x:%02x%02x" % tuple(bytearray(packed))
+            rows += [(mapped, str(iface.ip))] * 2
+        for index, (gid, ipv4) in enumerate(rows):
+            print("%s\t1\t%d\t%s\t%s\t\tv%d\t%s" % (rdma_dev, index, gid, ipv4, 1 + index % 2, netdev))
+            count += 1
+    print("n_gids_found=%d" % count)
+
+
 # ---------------------------------------------------------------- perftest
 PERFTEST_FLAGS_WITH_VALUE = {"-d", "-x", "-q", "-p", "-D", "-s", "-n", "-i", "-m", "--force-link", "--ib-dev",
                              "--gid-index", "--qp", "--port", "--duration", "--size", "--iters", "--ib-port",
@@ -204,12 +267,14 @@ def parse_perftest(tool, args):
     return opts, (positional[0] if positional else None), device, netdevs[device], port
 
 
-def perftest_result_text(tool, opts, device):
-    """The recorded client output for this tool, scaled to the scenario and in the unit asked for."""
+def perftest_result_text(tool, opts, device, peer_scenario="healthy"):
+    """The recorded client output for this tool, scaled to the scenario and in the unit asked for.
+
+    A link is as slow as its slower end: degraded_link on either node halves the figure."""
     if tool == "ib_write_lat":
         return fixture("perftest/ib_write_lat_spark_eugr.txt")
     text = fixture("perftest/ib_write_bw_spark_eugr_q4_rdmacm.txt").replace("rocep1s0f1", device)
-    factor = 0.5 if scenario() == "degraded_link" else 1.0
+    factor = 0.5 if "degraded_link" in (scenario(), peer_scenario) else 1.0
     # healthy per-twin figure: the ~92.6 Gb/s of the NVIDIA guide's single-rail run
     # (perftest/ib_write_bw_spark_playbook_run_infinitely_rail1.txt); degraded: half of it (link at 100G).
     peak, average = 92.58 * factor, 92.57 * factor
@@ -249,8 +314,8 @@ def perftest_server(tool, opts, device, port):
         request = conn.makefile().readline().split()
         if not request or request[0] != tool:
             die(" Client is not a %s client: %r" % (tool, request), 1)
-        conn.sendall(b"done\n")
-    sys.stdout.write(perftest_result_text(tool, opts, device))
+        conn.sendall(b"done %s\n" % scenario().encode())
+    sys.stdout.write(perftest_result_text(tool, opts, device, request[2] if len(request) > 2 else "healthy"))
 
 
 def perftest_client(tool, opts, device, netdev, server_ip, port):
@@ -277,9 +342,9 @@ def perftest_client(tool, opts, device, netdev, server_ip, port):
         banner = reader.readline().split()
         if not banner or banner[0] != tool:
             die(" Server at %s:%d is not a %s server" % (server_ip, port, tool), 1)
-        conn.sendall(b"%s %s\n" % (tool.encode(), device.encode()))
-        reader.readline()
-    sys.stdout.write(perftest_result_text(tool, opts, device))
+        conn.sendall(b"%s %s %s\n" % (tool.encode(), device.encode(), scenario().encode()))
+        done = reader.readline().split()
+    sys.stdout.write(perftest_result_text(tool, opts, device, done[1] if len(done) > 1 else "healthy"))
 
 
 # ---------------------------------------------------------------- mpirun + nccl-tests
@@ -430,6 +495,8 @@ TOOLS = {
     "ibdev2netdev": ibdev2netdev,
     "rdma": rdma,
     "ethtool": ethtool,
+    "ibv_devinfo": ibv_devinfo,
+    "show_gids": show_gids,
     "ib_write_bw": lambda args: perftest("ib_write_bw", args),
     "ib_write_lat": lambda args: perftest("ib_write_lat", args),
     "mpirun": mpirun,

@@ -6,34 +6,15 @@ Runs as root with podman (make test brings the lab up here and takes it down in 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from labkit import KEY, NODES, TWINS, lab, ssh
 
-ROOT = Path(__file__).resolve().parents[2]
-LAB = ROOT / "lab" / "lab.sh"
-KEY = Path(os.environ.get("DGX_SPARK_LAB_STATE", Path.home() / ".local/state/dgx-spark-lab")) / "id_ed25519"
-NODES = {"spark-2959": "10.59.63.11", "spark-ba63": "10.59.63.12"}
-TWINS = {"enp1s0f1np1": ("10.10.10.1", "10.10.10.2"), "enP2p1s0f1np1": ("10.10.11.1", "10.10.11.2")}
 PREFIX = "dgxspark-lab"
-
-
-def lab(*args, check=True):
-    return subprocess.run([str(LAB)] + list(args), capture_output=True, text=True, check=check, timeout=1800)
-
-
-def ssh(node, command, user="spark", check=True, timeout=60):
-    argv = ["ssh", "-i", str(KEY), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "%s@%s" % (user, NODES[node]), command]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    if check and result.returncode != 0:
-        raise AssertionError("%s: %r failed rc=%d\n%s%s" % (node, command, result.returncode, result.stdout,
-                                                            result.stderr))
-    return result
 
 
 def lab_container_ids():
@@ -140,6 +121,7 @@ def test_up_again_keeps_the_running_nodes():
     assert sorted(lab_container_ids()) == before and len(before) == 2
 
 
+@pytest.mark.lab_teardown
 def test_down_leaves_nothing_behind():
     ids = lab_container_ids()
     ssh("spark-2959", "docker run -d --name lab-leak-probe lab/busybox sleep 4242")

@@ -11,13 +11,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOUBLE = ROOT / "lab" / "doubles" / "spark-double"
-TOOLS = ("nvidia-smi", "ibdev2netdev", "rdma", "ethtool", "ib_write_bw", "ib_write_lat", "mpirun",
+TOOLS = ("nvidia-smi", "ibdev2netdev", "ibv_devinfo", "show_gids", "rdma", "ethtool", "ib_write_bw", "ib_write_lat", "mpirun",
          "all_reduce_perf", "all_gather_perf", "kubeadm")
 TWINS = ("enp1s0f1np1", "enP2p1s0f1np1")
 
 sys.path.insert(0, str(ROOT / ".collections"))
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._nvidia_smi import (  # noqa: E402
     GPU_QUERY_FIELDS, gpu_record, parse_query_csv)
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _tool_output  # noqa: E402
 
 
 class Node:
@@ -34,10 +35,12 @@ class Node:
         (self.sys_net / "lo").mkdir()
         self.set_links(up=TWINS)
 
-    def set_links(self, up=(), down=()):
+    def set_links(self, up=(), down=(), mtu=9000):
         for name, state in [(n, "up") for n in up] + [(n, "down") for n in down]:
             (self.sys_net / name).mkdir(exist_ok=True)
             (self.sys_net / name / "operstate").write_text(state + "\n")
+            (self.sys_net / name / "mtu").write_text("%d\n" % mtu)
+            (self.sys_net / name / "address").write_text("02:42:0a:0a:0a:01\n")
 
     def scenario(self, name):
         self.scenario_file.write_text(name + "\n")
@@ -60,6 +63,8 @@ def node(tmp_path):
 UNKNOWN_FORMS = {
     "nvidia-smi": ["--list-gpus-verbose"],
     "ibdev2netdev": ["-v"],
+    "ibv_devinfo": ["-v"],
+    "show_gids": ["rocep1s0f1", "extra"],
     "rdma": ["dev", "show"],
     "ethtool": ["-S", "enp1s0f1np1"],
     "ib_write_bw": ["--bidirectional", "10.10.10.2"],
@@ -188,3 +193,31 @@ def test_mpirun_without_reachable_rank_fails_like_orte(node):
 
 def test_kubeadm_version(node):
     assert node.run("kubeadm", "version", "-o", "short").stdout.strip() == "v1.34.1"
+
+
+@pytest.mark.parametrize("mtu, active", [(9000, 4096), (1500, 1024), (2200, 2048)])
+def test_ibv_devinfo_active_mtu_follows_the_netdev_mtu(node, mtu, active):
+    node.set_links(up=TWINS, mtu=mtu)
+    out = node.run("ibv_devinfo", "-d", "roceP2p1s0f1")
+    assert out.returncode == 0, out.stderr
+    port = _tool_output.ibv_devinfo(out.stdout)["roceP2p1s0f1"]["ports"][1]
+    assert port["state"] == "PORT_ACTIVE" and port["active_mtu"] == active and port["max_mtu"] == 4096
+
+
+def test_ibv_devinfo_port_down_with_the_link(node):
+    node.set_links(down=["enp1s0f1np1"])
+    devices = _tool_output.ibv_devinfo(node.run("ibv_devinfo").stdout)
+    assert devices["rocep1s0f1"]["ports"][1]["state"] == "PORT_DOWN"
+    assert devices["roceP2p1s0f1"]["ports"][1]["state"] == "PORT_ACTIVE"
+    missing = node.run("ibv_devinfo", "-d", "mlx5_9")
+    assert missing.returncode != 0 and "wasn't found" in missing.stderr
+
+
+def test_show_gids_lists_link_local_gids_in_the_real_layout(node):
+    out = node.run("show_gids", "rocep1s0f1")
+    assert out.returncode == 0, out.stderr
+    gids = _tool_output.show_gids(out.stdout)
+    # this host has no address on a netdev named enp1s0f1np1: only the link-local pair, v1 then v2
+    assert [(g["index"], g["version"], g["ipv4"]) for g in gids] == [(0, "v1", None), (1, "v2", None)]
+    assert gids[0]["gid"] == "fe80:0000:0000:0000:0042:0aff:fe0a:0a01"
+    assert out.stdout.strip().endswith("n_gids_found=2")

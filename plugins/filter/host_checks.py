@@ -1,0 +1,103 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, DGX Spark cluster maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters that judge host facts for the preflight role (pure functions of gathered data)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import json
+
+GIB = 1 << 30
+
+
+def disk_checks(results):
+    """Registered loop results of `df -P -B1` on each check's path (item = {path, min_free_gib}) ->
+    [{path, mount, free_gib, min_free_gib, ok, message, summary}]."""
+    checks = []
+    for result in results or []:
+        path, need = result["item"]["path"], float(result["item"]["min_free_gib"])
+        cells = (result.get("stdout") or "").split()
+        if result.get("rc") != 0 or len(cells) < 6 or not cells[3].isdigit():
+            checks.append({"path": path, "mount": None, "free_gib": None, "min_free_gib": need, "ok": False,
+                           "message": "cannot measure free space at %s: %s" % (
+                               path, (result.get("stderr") or result.get("stdout") or "no df output").strip()),
+                           "summary": "%s ?" % path})
+            continue
+        free, mount = round(int(cells[3]) / float(GIB), 1), cells[5]
+        ok = free >= need
+        checks.append({
+            "path": path, "mount": mount, "free_gib": free, "min_free_gib": need, "ok": ok,
+            "message": "" if ok else "%s (on %s) has %.1f GiB free, needs %g GiB: free space or point the path "
+                                     "elsewhere" % (path, mount, free, need),
+            "summary": "%s %.1f/%g GiB free" % (path, free, need)})
+    return checks
+
+
+def _link(result):
+    if result.get("rc") != 0:
+        return None
+    try:
+        data = json.loads(result.get("stdout") or "[]")
+    except ValueError:
+        return None
+    return data[0] if data else None
+
+
+def link_problems(results):
+    """Registered loop results of `ip -j link show dev X` -> problems (missing link, admin down, no carrier)."""
+    problems = []
+    for result in results or []:
+        name = result.get("item")
+        link = _link(result)
+        if link is None:
+            problems.append("fabric interface %s does not exist (%s)" % (name, (result.get("stderr") or "").strip()))
+        elif "UP" not in link.get("flags", []):
+            problems.append("fabric interface %s is administratively down (ip link set dev %s up)" % (name, name))
+        elif "NO-CARRIER" in link.get("flags", []) or link.get("operstate") == "DOWN":
+            problems.append("fabric interface %s has no carrier: check the QSFP cable (both boxes, same port) and "
+                            "that the peer is on" % name)
+    return problems
+
+
+def link_summary(results):
+    """One line: each fabric interface with its state and MTU."""
+    parts = []
+    for result in results or []:
+        link = _link(result)
+        parts.append("%s %s" % (result.get("item"), "missing" if link is None else "%s mtu %s" % (
+            link.get("operstate"), link.get("mtu"))))
+    return ", ".join(parts) or "not checked"
+
+
+def ipv4_network(address):
+    """'10.10.10.1/24' -> '10.10.10.0/24' (None when it is not an IPv4 interface address)."""
+    try:
+        return str(ipaddress.IPv4Interface(address).network)
+    except (ValueError, TypeError):
+        return None
+
+
+def fabric_peers(hosts, hostvars, local_interfaces):
+    """Peers' fabric addresses: [{host, twin, ip, local_interface}] for each host and twin (0 primary, 1 second).
+
+    local_interfaces are this node's [primary, second] twin netdevs, the ones to reach each peer address through.
+    """
+    peers = []
+    for host in hosts:
+        for twin, key in enumerate(("fabric_address", "fabric_twin_address")):
+            address = hostvars[host].get(key)
+            if address:
+                peers.append({"host": host, "twin": twin, "ip": str(address).split("/", maxsplit=1)[0],
+                              "local_interface": local_interfaces[twin]})
+    return peers
+
+
+class FilterModule(object):
+    """dgx_spark.cluster host check filters."""
+
+    def filters(self):
+        return {"disk_checks": disk_checks, "link_problems": link_problems, "link_summary": link_summary,
+                "ipv4_network": ipv4_network, "fabric_peers": fabric_peers}

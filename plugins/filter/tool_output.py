@@ -1,0 +1,34 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, DGX Spark cluster maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters that turn fabric and serving tool output into data (the parsers live in module_utils/_tool_output)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _tool_output
+
+
+def _text_filter(parser):
+    def run(text):
+        if isinstance(text, dict) and "stdout" in text:  # a registered command result
+            text = text.get("stdout", "")
+        if not isinstance(text, str):
+            raise AnsibleFilterError("%s expects the tool's output as text (or a registered result), got %s"
+                                     % (parser.__name__, type(text).__name__))
+        return parser(text)
+    run.__name__ = parser.__name__
+    run.__doc__ = parser.__doc__
+    return run
+
+
+class FilterModule(object):
+    """dgx_spark.cluster tool-output parsers."""
+
+    def filters(self):
+        parsers = (_tool_output.ibdev2netdev, _tool_output.rdma_link, _tool_output.show_gids,
+                   _tool_output.ibv_devinfo, _tool_output.ethtool_speed_mbps, _tool_output.ib_write_bw_results,
+                   _tool_output.ib_write_lat_results, _tool_output.nccl_results, _tool_output.ray_status)
+        return dict((parser.__name__, _text_filter(parser)) for parser in parsers)

@@ -1,0 +1,9 @@
+"""Lab end-to-end tests: the test that takes the lab down runs last, whatever file it is in."""
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "lab_teardown: takes the lab down; runs after every other lab test")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.get_closest_marker("lab_teardown") is not None)

@@ -1,0 +1,67 @@
+"""Helpers for the lab end-to-end tests: the lab script, SSH to the nodes, ansible runs from this checkout."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB = ROOT / "lab" / "lab.sh"
+KEY = Path(os.environ.get("DGX_SPARK_LAB_STATE", Path.home() / ".local/state/dgx-spark-lab")) / "id_ed25519"
+NODES = {"spark-2959": "10.59.63.11", "spark-ba63": "10.59.63.12"}
+TWINS = {"enp1s0f1np1": ("10.10.10.1", "10.10.10.2"), "enP2p1s0f1np1": ("10.10.11.1", "10.10.11.2")}
+VENV_BIN = ROOT / ".venv" / "bin"
+
+
+def lab(*args, check=True):
+    return subprocess.run([str(LAB)] + list(args), capture_output=True, text=True, check=check, timeout=1800)
+
+
+def ssh(node, command, user="spark", check=True, timeout=60):
+    argv = ["ssh", "-i", str(KEY), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "%s@%s" % (user, NODES[node]), command]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError("%s: %r failed rc=%d\n%s%s" % (node, command, result.returncode, result.stdout,
+                                                            result.stderr))
+    return result
+
+
+def ansible_env(**extra):
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"), ANSIBLE_FORCE_COLOR="0",
+               ANSIBLE_NOCOLOR="1", PATH="%s:%s" % (VENV_BIN, os.environ["PATH"]))
+    env.update(extra)
+    return env
+
+
+def playbook(name, *args, timeout=900, env=None):
+    """ansible-playbook playbooks/<name> on the lab inventory; CompletedProcess with the text output."""
+    argv = [str(VENV_BIN / "ansible-playbook"), str(ROOT / "playbooks" / name)] + list(args)
+    return subprocess.run(argv, cwd=str(ROOT), capture_output=True, text=True, timeout=timeout, check=False,
+                          env=ansible_env(**(env or {})))
+
+
+def module(host, name, args, *flags, timeout=300):
+    """Run dgx_spark.cluster.<name> on one lab host; returns (rc, the module's result dict)."""
+    argv = [str(VENV_BIN / "ansible"), host, "-m", "dgx_spark.cluster." + name, "-a", json.dumps(args)] + list(flags)
+    result = subprocess.run(argv, cwd=str(ROOT), capture_output=True, text=True, timeout=timeout, check=False,
+                            env=ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+                                            ANSIBLE_LOAD_CALLBACK_PLUGINS="1"))
+    try:  # the JSON document; profile_tasks prints its table after it
+        data = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{"):])[0]
+    except ValueError:
+        raise AssertionError("ansible output is not JSON (rc %d):\n%s\n%s" % (result.returncode, result.stdout,
+                                                                              result.stderr))
+    return result.returncode, data["plays"][0]["tasks"][0]["hosts"][host]
+
+
+def recap(output):
+    """PLAY RECAP counters per host: {host: {ok, changed, unreachable, failed, ...}}."""
+    counters = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) > 2 and parts[0] in NODES and parts[1] == ":":
+            counters[parts[0]] = dict((k, int(v)) for k, v in (item.split("=") for item in parts[2:]))
+    return counters
