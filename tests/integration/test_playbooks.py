@@ -64,12 +64,14 @@ def roce_report():
 
 
 def test_roce_gate_passes_when_healthy():
-    out = playbook("check_roce.yml")
+    out = playbook("check_roce.yml", "-e", "roce_check_latency=true")
     assert out.returncode == 0, out.stdout[-4000:]
     report = roce_report()
     assert report["passed"] is True and report["failed_checks"] == 0
     both = [c for c in report["checks"] if c["check"] == "ib_write_bw_both_gbps"][0]
     assert both["value"] > 170 and both["verdict"] == "pass"
+    latency = [c for c in report["checks"] if c["check"] == "ib_write_lat_typical_us"][0]
+    assert latency["value"] == 1.47 and latency["verdict"] == "pass"
     per_node = [c for c in report["checks"] if c["node"] in NODES]
     assert {c["check"] for c in per_node} == {"rdma_map", "port_state", "active_mtu", "roce_v2_gid",
                                               "link_speed_mbps", "link_mtu"}

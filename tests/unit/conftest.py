@@ -11,25 +11,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "tests" / "fixtures"
 
 # Outside ansible-test, import the collection through the link `make setup` creates.
 _LINKED = ROOT / ".collections"
 if _LINKED.is_dir() and str(_LINKED) not in sys.path:
     sys.path.insert(0, str(_LINKED))
 
-
-def fixture_body(relpath):
-    """The tool's output in a fixture file: everything below the `# ---` header line."""
-    text = (FIXTURES / relpath).read_text()
-    marker = "\n# ---\n"
-    if marker not in text:
-        raise AssertionError("fixture %s has no '# ---' header separator" % relpath)
-    return text.split(marker, 1)[1]
-
-
-def fixture_files(subdir):
-    return sorted(p.relative_to(FIXTURES).as_posix() for p in (FIXTURES / subdir).glob("*.txt"))
+from ansible_collections.dgx_spark.cluster.tests.unit.recorded import fixture_body, fixture_files  # noqa: E402
 
 
 @pytest.fixture(name="fixture_body")

@@ -8,7 +8,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.dgx_spark.cluster.plugins.filter.tool_output import FilterModule
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _tool_output as parse
 
-from conftest import fixture_body, fixture_files
+from ansible_collections.dgx_spark.cluster.tests.unit.recorded import fixture_body, fixture_files
 
 FILTERS = FilterModule().filters()
 

@@ -9,7 +9,7 @@ import pytest
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _fabric
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._tool_output import ibdev2netdev
 
-from conftest import fixture_body
+from ansible_collections.dgx_spark.cluster.tests.unit.recorded import fixture_body
 
 
 def make_netdev(sys_net, name, driver=None, pci=None, carrier=True, mtu=1500):

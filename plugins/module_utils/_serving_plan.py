@@ -1,0 +1,220 @@
+# -*- coding: utf-8 -*-
+# Copyright: dgx_spark.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Model catalog validation and the fit plan (solo on one Spark, or tensor parallel over both).
+
+Every string that can reach a command line is checked against an explicit pattern here, on the controller, before
+any host is contacted; a rejection names the field and the rule.
+
+The memory estimate, per node, in GiB:
+  weights  = params_b * 1e9 * bytes_per_param(dtype or quantization) / 2**30 / tp
+  kv       = kv_cache_gib (entry, else the default) / tp
+  overhead = overhead_gib (entry, else the default): CUDA context, activations, the engine's own buffers
+  need     = weights + kv + overhead
+  budget   = node memory total (GB10: unified, /proc/meminfo MemTotal) * memory_fraction
+It fits solo when need(tp=1) <= the head's budget; else over both with tp=2 when need(tp=2) <= every node's
+budget; else it is refused with these numbers.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+GIB = float(1 << 30)
+MIB_PER_GIB = 1024.0
+
+BYTES_PER_PARAM = {
+    "float32": 4.0, "fp32": 4.0,
+    "bfloat16": 2.0, "bf16": 2.0, "float16": 2.0, "fp16": 2.0, "half": 2.0, "auto": 2.0,
+    "fp8": 1.0, "int8": 1.0,
+    # 4-bit formats carry per-group scales: ~0.53 bytes per parameter
+    "nvfp4": 0.53, "mxfp4": 0.53, "fp4": 0.53, "int4": 0.53, "awq": 0.53, "gptq": 0.53,
+}
+ENGINES = ("vllm", "trtllm")
+
+PATTERNS = {
+    "key": (r"^[a-z0-9][a-z0-9._-]{0,63}$", "lowercase letters, digits, '._-', at most 64 characters"),
+    "hf_repo": (r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$",
+                "ORG/NAME of letters, digits and '._-' (a Hugging Face repository id)"),
+    "local_path": (r"^/(?!.*/\.\.(/|$))[A-Za-z0-9._/-]{1,255}$",
+                   "an absolute path of letters, digits and '._/-', without '..'"),
+    "image": (r"^[a-z0-9][a-z0-9._-]*(:[0-9]{1,5})?(/[a-z0-9][a-z0-9._-]*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+              r"(@sha256:[a-f0-9]{64})?$", "[registry[:port]/]name[:tag][@sha256:digest], lowercase name"),
+    "served_name": (r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$", "letters, digits and '._/-', at most 128 characters"),
+    "env_name": (r"^[A-Z_][A-Z0-9_]{0,63}$", "uppercase letters, digits and '_'"),
+    "env_value": (r"^[A-Za-z0-9_.,:/=+@%-]{0,256}$", "letters, digits and '_.,:/=+@%-' (no spaces or quotes)"),
+    "arg_flag": (r"^--[a-z0-9][a-z0-9-]{0,63}(=[A-Za-z0-9_.,:/=+@%-]{1,256})?$",
+                 "--option or --option=value with value of letters, digits and '_.,:/=+@%-'"),
+    "arg_value": (r"^[A-Za-z0-9_.,:/=+@%-]{1,256}$", "letters, digits and '_.,:/=+@%-'"),
+}
+# Options the role sets itself from the plan and the inventory; an entry may not override them through extra_args.
+RESERVED_ARGS = ("--host", "--port", "--tensor-parallel-size", "-tp", "--pipeline-parallel-size", "-pp",
+                 "--nnodes", "--node-rank", "--master-addr", "--master-port", "--headless",
+                 "--distributed-executor-backend", "--served-model-name", "--model", "--max-model-len",
+                 "--dtype", "--quantization", "--api-key", "--download-dir")
+SECRET_ENV = re.compile(r"(TOKEN|KEY|SECRET|PASSWORD)", re.I)
+
+ENTRY_FIELDS = ("hf_repo", "local_path", "engine", "image", "params_b", "dtype", "quantization", "tp", "pp",
+                "max_model_len", "served_name", "port", "extra_args", "env", "kv_cache_gib", "overhead_gib",
+                "description", "engine_path", "trtllm_options")
+
+
+class CatalogError(ValueError):
+    """A catalog entry breaks a rule; the message names the model, the field and the rule."""
+
+
+def _rule(model, field, value, pattern_name):
+    pattern, rule = PATTERNS[pattern_name]
+    if not isinstance(value, str) or not re.match(pattern, value):
+        raise CatalogError("model %s: %s %r is not allowed: must be %s" % (model, field, value, rule))
+
+
+def _int_or_auto(model, field, value, low, high):
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise CatalogError("model %s: %s %r is not allowed: must be an integer %d..%d or 'auto'"
+                           % (model, field, value, low, high))
+    return value
+
+
+def validate_extra_args(model, args):
+    if not isinstance(args, list):
+        raise CatalogError("model %s: extra_args must be a list of strings, got %r" % (model, args))
+    expect_value = False
+    for index, arg in enumerate(args):
+        field = "extra_args[%d]" % index
+        if not isinstance(arg, str):
+            raise CatalogError("model %s: %s %r is not allowed: must be a string" % (model, field, arg))
+        if arg.startswith("-"):
+            _rule(model, field, arg, "arg_flag")
+            flag = arg.split("=", 1)[0]
+            if flag in RESERVED_ARGS:
+                raise CatalogError("model %s: %s %r is not allowed: %s is set by the role from the catalog entry "
+                                   "and the plan" % (model, field, arg, flag))
+            expect_value = "=" not in arg
+        elif expect_value:
+            _rule(model, field, arg, "arg_value")
+            expect_value = False
+        else:
+            raise CatalogError("model %s: %s %r is not allowed: a value must follow an --option" % (model, field, arg))
+    return list(args)
+
+
+def validate_entry(key, entry):
+    """The entry with defaults filled in, or CatalogError naming the field and the rule."""
+    _rule(key, "key", key, "key")
+    if not isinstance(entry, dict):
+        raise CatalogError("model %s: the catalog entry must be a mapping, got %r" % (key, entry))
+    unknown = sorted(set(entry) - set(ENTRY_FIELDS))
+    if unknown:
+        raise CatalogError("model %s: unknown field(s) %s (known: %s)"
+                           % (key, ", ".join(unknown), ", ".join(ENTRY_FIELDS)))
+    sources = [field for field in ("hf_repo", "local_path") if entry.get(field)]
+    if len(sources) != 1:
+        raise CatalogError("model %s: exactly one of hf_repo and local_path is required (got %s)"
+                           % (key, ", ".join(sources) or "neither"))
+    out = dict(entry)
+    if "hf_repo" in sources:
+        _rule(key, "hf_repo", entry["hf_repo"], "hf_repo")
+    else:
+        _rule(key, "local_path", entry["local_path"], "local_path")
+    out["engine"] = entry.get("engine", "vllm")
+    if out["engine"] not in ENGINES:
+        raise CatalogError("model %s: engine %r is not allowed: must be one of %s"
+                           % (key, out["engine"], ", ".join(ENGINES)))
+    _rule(key, "image", entry.get("image"), "image")
+    params = entry.get("params_b")
+    if isinstance(params, bool) or not isinstance(params, (int, float)) or not 0 < params <= 2000:
+        raise CatalogError("model %s: params_b %r is not allowed: must be the parameter count in billions, "
+                           "0 < params_b <= 2000" % (key, params))
+    out["dtype"] = entry.get("dtype", "bfloat16")
+    precision = entry.get("quantization") or out["dtype"]
+    if precision not in BYTES_PER_PARAM or (entry.get("quantization") and out["dtype"] not in BYTES_PER_PARAM):
+        raise CatalogError("model %s: dtype/quantization %r is not allowed: must be one of %s"
+                           % (key, precision, ", ".join(sorted(BYTES_PER_PARAM))))
+    out["tp"] = _int_or_auto(key, "tp", entry.get("tp", "auto"), 1, 2)
+    out["pp"] = _int_or_auto(key, "pp", entry.get("pp", 1), 1, 2)
+    out["max_model_len"] = entry.get("max_model_len", 8192)
+    if isinstance(out["max_model_len"], bool) or not isinstance(out["max_model_len"], int) \
+            or not 16 <= out["max_model_len"] <= 1048576:
+        raise CatalogError("model %s: max_model_len %r is not allowed: must be an integer 16..1048576"
+                           % (key, out["max_model_len"]))
+    out["served_name"] = entry.get("served_name", key)
+    _rule(key, "served_name", out["served_name"], "served_name")
+    out["port"] = entry.get("port", 8000)
+    if isinstance(out["port"], bool) or not isinstance(out["port"], int) or not 1024 <= out["port"] <= 65535:
+        raise CatalogError("model %s: port %r is not allowed: must be an integer 1024..65535" % (key, out["port"]))
+    out["extra_args"] = validate_extra_args(key, entry.get("extra_args", []))
+    env = entry.get("env", {})
+    if not isinstance(env, dict):
+        raise CatalogError("model %s: env must be a mapping of NAME: value, got %r" % (key, env))
+    for name, value in env.items():
+        _rule(key, "env name", name, "env_name")
+        if SECRET_ENV.search(name):
+            raise CatalogError("model %s: env %s is not allowed: secrets (tokens, keys) never go in the catalog; "
+                               "the role passes them from a file or the controller's environment" % (key, name))
+        _rule(key, "env %s" % name, str(value), "env_value")
+    out["env"] = dict((name, str(value)) for name, value in env.items())
+    for field in ("kv_cache_gib", "overhead_gib"):
+        value = entry.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise CatalogError("model %s: %s %r is not allowed: must be a number >= 0" % (key, field, value))
+    return out
+
+
+def catalog_entry(catalog, key, overrides=None):
+    """The validated entry `key` of the shipped catalog merged with the inventory's overrides (same keys)."""
+    merged = dict(catalog or {})
+    for name, entry in (overrides or {}).items():
+        merged[name] = dict(merged.get(name, {}), **entry) if isinstance(entry, dict) else entry
+    if not isinstance(key, str) or key not in merged:
+        if isinstance(key, str):
+            _rule(key, "model", key, "key")
+        raise CatalogError("model %r is not in the catalog (known: %s)" % (key, ", ".join(sorted(merged))))
+    return validate_entry(key, merged[key])
+
+
+def weights_gib(entry):
+    precision = entry.get("quantization") or entry["dtype"]
+    return entry["params_b"] * 1e9 * BYTES_PER_PARAM[precision] / GIB
+
+
+def plan(entry, nodes, defaults=None):
+    """Where the model runs.
+
+    nodes: [{host, total_mib, available_mib}] in order (head first), from gpu_vram_facts.
+    defaults: {memory_fraction, kv_cache_gib, overhead_gib}.
+    Returns {fits, mode (solo|tp), tp, hosts, weights_gib, per_node: [...], reason}.
+    """
+    defaults = dict({"memory_fraction": 0.85, "kv_cache_gib": 8.0, "overhead_gib": 6.0}, **(defaults or {}))
+    weights = weights_gib(entry)
+    kv = float(entry.get("kv_cache_gib") if entry.get("kv_cache_gib") is not None else defaults["kv_cache_gib"])
+    overhead = float(entry.get("overhead_gib") if entry.get("overhead_gib") is not None
+                     else defaults["overhead_gib"])
+    options = [1, 2] if entry["tp"] == "auto" else [entry["tp"]]
+    tried = []
+    for tp in options:
+        hosts = nodes[:tp]
+        need = weights / tp + kv / tp + overhead
+        per_node = []
+        for node in hosts:
+            budget = (node.get("total_mib") or 0) / MIB_PER_GIB * defaults["memory_fraction"]
+            per_node.append({"host": node["host"], "need_gib": round(need, 1), "budget_gib": round(budget, 1),
+                             "available_gib": round((node.get("available_mib") or 0) / MIB_PER_GIB, 1),
+                             "fits": need <= budget})
+        fits = len(hosts) == tp and all(n["fits"] for n in per_node)
+        tried.append("tp=%d needs %.1f GiB per node (weights %.1f + KV %.1f + overhead %.1f) against %s"
+                     % (tp, need, weights / tp, kv / tp, overhead,
+                        ", ".join("%s %.1f GiB" % (n["host"], n["budget_gib"]) for n in per_node)
+                        or "no node"))
+        if fits:
+            return {"fits": True, "mode": "solo" if tp == 1 else "tp", "tp": tp, "hosts": [n["host"] for n in hosts],
+                    "weights_gib": round(weights, 1), "kv_cache_gib": kv, "overhead_gib": overhead,
+                    "per_node": per_node, "reason": tried[-1]}
+    return {"fits": False, "mode": None, "tp": None, "hosts": [], "weights_gib": round(weights, 1),
+            "kv_cache_gib": kv, "overhead_gib": overhead, "per_node": [],
+            "reason": "does not fit: " + "; ".join(tried) + " (budget = memory total x %.2f)"
+                      % defaults["memory_fraction"]}

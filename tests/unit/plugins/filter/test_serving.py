@@ -1,0 +1,121 @@
+"""Catalog validation and the fit plan, on the memory a GB10 reports (derived/proc_meminfo_gb10.txt)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.dgx_spark.cluster.plugins.filter.serving import FilterModule
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _nvidia_smi
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._serving_plan import (
+    CatalogError, catalog_entry, plan, validate_entry, weights_gib)
+
+from ansible_collections.dgx_spark.cluster.tests.unit.recorded import fixture_body
+
+FILTERS = FilterModule().filters()
+MEMINFO = _nvidia_smi.parse_meminfo(fixture_body("derived/proc_meminfo_gb10.txt"))
+
+
+def spark(host):
+    return {"host": host, "total_mib": MEMINFO["MemTotal"] // 1024, "available_mib": MEMINFO["MemAvailable"] // 1024}
+
+
+SPARKS = [spark("spark-2959"), spark("spark-ba63")]
+BASE = {"image": "nvcr.io/nvidia/vllm:25.11-py3", "dtype": "bfloat16"}
+
+
+def entry(**fields):
+    return validate_entry("m", dict(BASE, hf_repo="org/model", **fields))
+
+
+def test_meminfo_is_what_a_gb10_reports():
+    assert round(SPARKS[0]["total_mib"] / 1024.0, 1) == 119.6
+
+
+@pytest.mark.parametrize("params_b, precision, mode, tp", [
+    (8, "bfloat16", "solo", 1),      # 14.9 GiB of weights
+    (120, "mxfp4", "solo", 1),       # gpt-oss-120b class: 59.2 GiB
+    (70, "bfloat16", "tp", 2),       # 130.4 GiB: only over both nodes
+    (70, "fp8", "solo", 1),          # 65.2 GiB
+])
+def test_auto_plan(params_b, precision, mode, tp):
+    fields = {"quantization": precision} if precision == "mxfp4" else {"dtype": precision}
+    result = plan(entry(params_b=params_b, **fields), SPARKS)
+    assert result["fits"] is True and (result["mode"], result["tp"]) == (mode, tp)
+    assert result["hosts"] == [n["host"] for n in SPARKS][:tp]
+
+
+def test_the_estimate_is_weights_kv_and_overhead_per_node():
+    result = plan(entry(params_b=70, dtype="bfloat16"), SPARKS)
+    assert result["weights_gib"] == pytest.approx(70e9 * 2 / 2 ** 30, abs=0.1)
+    assert result["per_node"][0]["need_gib"] == pytest.approx(130.4 / 2 + 8 / 2 + 6, abs=0.1)
+    assert result["per_node"][0]["budget_gib"] == pytest.approx(119.6 * 0.85, abs=0.1)
+
+
+def test_refused_with_the_numbers_when_it_fits_nowhere():
+    result = plan(entry(params_b=235, dtype="bfloat16"), SPARKS)
+    assert result["fits"] is False and result["mode"] is None
+    assert "tp=1 needs 451.7 GiB per node" in result["reason"] and "tp=2 needs" in result["reason"]
+    assert "spark-ba63 101.7 GiB" in result["reason"]
+
+
+def test_explicit_tp1_that_does_not_fit_is_refused():
+    result = plan(entry(params_b=70, dtype="bfloat16", tp=1), SPARKS)
+    assert result["fits"] is False and "tp=2" not in result["reason"]
+
+
+def test_tp2_needs_two_nodes():
+    result = plan(entry(params_b=70, dtype="bfloat16"), SPARKS[:1])
+    assert result["fits"] is False and "tp=2" in result["reason"]
+
+
+def test_explicit_tp2_for_a_small_model():
+    result = FILTERS["serving_plan"](entry(params_b=8, tp=2), SPARKS)
+    assert (result["mode"], result["tp"], len(result["per_node"])) == ("tp", 2, 2)
+
+
+def test_quantization_changes_the_weights():
+    assert weights_gib(entry(params_b=10, quantization="awq")) == pytest.approx(10e9 * 0.53 / 2 ** 30)
+
+
+SHIPPED = {"llama-8b": dict(BASE, hf_repo="meta-llama/Llama-3.1-8B-Instruct", params_b=8)}
+
+
+def test_inventory_overrides_merge_over_the_shipped_entry():
+    result = FILTERS["serving_entry"](SHIPPED, "llama-8b", {"llama-8b": {"port": 8100}})
+    assert result["port"] == 8100 and result["hf_repo"] == "meta-llama/Llama-3.1-8B-Instruct"
+    assert (result["engine"], result["tp"], result["served_name"]) == ("vllm", "auto", "llama-8b")
+
+
+@pytest.mark.parametrize("key, overrides, message", [
+    ("llama-8b; rm -rf /", {}, "model llama-8b; rm -rf /: model"),
+    ("nope", {}, "not in the catalog (known: llama-8b)"),
+    ("llama-8b", {"llama-8b": {"hf_repo": "meta-llama/x y"}}, "hf_repo 'meta-llama/x y' is not allowed"),
+    ("llama-8b", {"llama-8b": {"local_path": "/models/x"}}, "exactly one of hf_repo and local_path"),
+    ("llama-8b", {"llama-8b": {"image": "Evil Image"}}, "image 'Evil Image' is not allowed"),
+    ("llama-8b", {"llama-8b": {"port": 80}}, "port 80 is not allowed"),
+    ("llama-8b", {"llama-8b": {"tp": 4}}, "tp 4 is not allowed"),
+    ("llama-8b", {"llama-8b": {"dtype": "int3"}}, "dtype/quantization 'int3'"),
+    ("llama-8b", {"llama-8b": {"extra_args": ["--port", "9"]}}, "--port is set by the role"),
+    ("llama-8b", {"llama-8b": {"extra_args": ["--trust-remote-code;reboot"]}}, "extra_args[0]"),
+    ("llama-8b", {"llama-8b": {"extra_args": ["--max-num-seqs", "$(id)"]}}, "extra_args[1] '$(id)'"),
+    ("llama-8b", {"llama-8b": {"extra_args": ["stray"]}}, "a value must follow an --option"),
+    ("llama-8b", {"llama-8b": {"env": {"HF_TOKEN": "hf_x"}}}, "secrets (tokens, keys) never go in the catalog"),
+    ("llama-8b", {"llama-8b": {"env": {"NCCL_DEBUG": "INFO WARN"}}}, "env NCCL_DEBUG"),
+    ("llama-8b", {"llama-8b": {"shell": "x"}}, "unknown field(s) shell"),
+    ("llama-8b", {"llama-8b": {"params_b": -1}}, "params_b -1"),
+])
+def test_hostile_or_wrong_entries_are_refused_naming_field_and_rule(key, overrides, message):
+    with pytest.raises(AnsibleFilterError) as excinfo:
+        FILTERS["serving_entry"](SHIPPED, key, overrides)
+    assert message in str(excinfo.value)
+
+
+def test_valid_extra_args_pass():
+    args = ["--max-num-seqs", "8", "--enable-prefix-caching", "--kv-cache-dtype=fp8"]
+    assert entry(params_b=8, extra_args=args)["extra_args"] == args
+
+
+def test_catalog_error_is_a_value_error():
+    with pytest.raises(CatalogError):
+        catalog_entry({}, "x")
