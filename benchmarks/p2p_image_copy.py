@@ -1,0 +1,133 @@
+"""Image copy between the lab nodes over the fabric: ours against the pipes it replaces, printed, never asserted.
+
+Needs the lab up with the fabric role applied (make lab-up; ansible-playbook playbooks/fabric.yml).
+Prints, for a >= 1 GiB image and for a re-copy where only the top layer changed:
+  raw TCP of the same bytes (nc), docker save alone, docker load alone, the seed's pipe
+  (docker save | pigz -1 | nc -> pigz -d | docker load), the community pipe (docker save | ssh docker load),
+  p2p_image_copy (the module's own transfer time, and the whole ansible task), and ours when already present.
+Usage: .venv/bin/python benchmarks/p2p_image_copy.py [--size-mib 1024]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+from labkit import module, ssh  # noqa: E402  (the lab helpers the end-to-end tests use)
+
+HEAD, WORKER, WORKER_FABRIC, HEAD_FABRIC = "spark-2959", "spark-ba63", "10.10.10.2", "10.10.10.1"
+IMAGE, IMAGE2 = "lab/bench:1", "lab/bench:2"
+PORT = 19100
+
+
+def timed(node, command):
+    start = time.monotonic()
+    ssh(node, command, timeout=3600)
+    return time.monotonic() - start
+
+
+def wait_listening(node, port):
+    for attempt in range(100):
+        if ":%d " % port in ssh(node, "ss -Hltn").stdout:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("listener on %s:%d never came up after %d checks" % (node, port, attempt + 1))
+
+
+def piped(listen_cmd, send_cmd, port):
+    """Receiver on the worker (background), confirmed listening, then the sender on the head; both must end."""
+    receiver = subprocess.Popen(["ssh", "-i", str(Path.home() / ".local/state/dgx-spark-lab/id_ed25519"),
+                                 "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                                 "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                                 "spark@10.59.63.12", listen_cmd])
+    wait_listening(WORKER, port)
+    start = time.monotonic()
+    ssh(HEAD, send_cmd, timeout=3600)
+    if receiver.wait(timeout=3600) != 0:
+        raise RuntimeError("receiver failed: %s" % listen_cmd)
+    return time.monotonic() - start
+
+
+def clean_worker(tags):
+    ssh(WORKER, "docker image rm -f %s >/dev/null 2>&1; docker image prune -f >/dev/null" % " ".join(tags),
+        check=False)
+
+
+def ours(image):
+    start = time.monotonic()
+    rc, result = module(WORKER, "p2p_image_copy", {"image": image, "source_host": HEAD_FABRIC})
+    if rc != 0:
+        raise RuntimeError(result.get("msg"))
+    return time.monotonic() - start, result
+
+
+def measure(image, base_on_worker=None):
+    clean_worker([IMAGE, IMAGE2])
+    if base_on_worker:
+        ours(base_on_worker)
+    figures = {}
+    ssh(HEAD, "docker save %s > /tmp/bench.tar" % image)
+    size = int(ssh(HEAD, "stat -c %s /tmp/bench.tar").stdout)
+    figures["raw TCP (nc) of the same bytes"] = piped("nc -l -p %d > /dev/null" % PORT,
+                                                      "nc -q 0 %s %d < /tmp/bench.tar" % (WORKER_FABRIC, PORT), PORT)
+    figures["docker save alone"] = timed(HEAD, "docker save %s > /dev/null" % image)
+    ssh(HEAD, "scp -q /tmp/bench.tar %s:/tmp/bench.tar" % WORKER_FABRIC)
+    figures["docker load alone"] = timed(WORKER, "docker load -i /tmp/bench.tar >/dev/null")
+    clean_worker([image])
+    if base_on_worker:
+        ours(base_on_worker)
+    figures["seed: save | pigz -1 | nc -> load"] = piped(
+        "nc -l -p %d | pigz -d | docker load >/dev/null" % (PORT + 1),
+        "docker save %s | pigz -1 | nc -q 0 %s %d" % (image, WORKER_FABRIC, PORT + 1), PORT + 1)
+    clean_worker([image])
+    if base_on_worker:
+        ours(base_on_worker)
+    figures["community: save | ssh load"] = timed(HEAD, "docker save %s | ssh %s docker load >/dev/null"
+                                                  % (image, WORKER_FABRIC))
+    clean_worker([image])
+    if base_on_worker:
+        ours(base_on_worker)
+    task, result = ours(image)
+    figures["ours: transfer (module)"] = result["seconds"]
+    figures["ours: whole ansible task"] = task
+    figures["ours: already present (task)"] = ours(image)[0]
+    ssh(HEAD, "rm -f /tmp/bench.tar")
+    ssh(WORKER, "rm -f /tmp/bench.tar")
+    return size, figures
+
+
+def report(title, size, figures):
+    print("\n%s (%.0f MiB)" % (title, size / 1048576.0))
+    fastest_old = min(figures["seed: save | pigz -1 | nc -> load"], figures["community: save | ssh load"])
+    slowest_stage = max(figures["docker save alone"], figures["docker load alone"])
+    for name, seconds in figures.items():
+        print("  %-36s %8.2f s  %8.1f MiB/s" % (name, seconds, size / 1048576.0 / max(seconds, 1e-6)))
+    ours_s = figures["ours: transfer (module)"]
+    print("  ours / faster old pipe: %.2f (target <= 0.8)" % (ours_s / fastest_old))
+    print("  ours / slowest unavoidable stage: %.2f (target <= 1.1)" % (ours_s / slowest_stage))
+    print("  already present: %.2f s (target < 2 s)" % figures["ours: already present (task)"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mib", type=int, default=1024)
+    args = parser.parse_args()
+    os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
+    ssh(HEAD, "printf 'FROM lab/busybox\\nRUN dd if=/dev/urandom of=/blob bs=1M count=%d 2>/dev/null\\n' | "
+              "docker build -q --network host -t %s - >/dev/null" % (args.size_mib, IMAGE), timeout=3600)
+    ssh(HEAD, "printf 'FROM %s\\nRUN dd if=/dev/urandom of=/top bs=1M count=16 2>/dev/null\\n' | "
+              "docker build -q --network host -t %s - >/dev/null" % (IMAGE, IMAGE2), timeout=3600)
+    size, figures = measure(IMAGE)
+    report("full copy", size, figures)
+    size, figures = measure(IMAGE2, base_on_worker=IMAGE)
+    report("re-copy, only the top layer changed (the base is on the worker)", size, figures)
+    print(json.dumps({"note": "figures above; nothing is asserted"}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: dgx_spark.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: p2p_image_copy
+short_description: Make a container image on one Spark present on the other, over the fabric, verified
+version_added: 0.1.0
+description:
+  - Runs on the destination node. Compares the image on both nodes first; the same image means no transfer and
+    C(changed=false). Docker's containerd image store and overlay2 give the same image different IDs, so when the
+    IDs differ the module compares the layer diff IDs and the image config instead, and says which it used.
+  - Otherwise it opens a TCP listener on the destination's fabric address, then starts the sender on the source over
+    SSH (the program and a one-time token travel on SSH's stdin, never in an argv). The sender proves the token and
+    streams C(docker save) in frames straight into C(docker load) on the destination; the last frame carries the
+    SHA-256 and length of the stream, which the destination compares with what it received. The listener exists
+    before the sender starts, so there is no sleep and no race.
+  - Nothing half-loaded. A refused, interrupted or corrupted stream stops C(docker load) before it tags anything;
+    if a tag moved anyway, it is put back on the previous image (or removed when there was none). The error says
+    what happened, and a retry starts over.
+  - The traffic on the fabric is not encrypted; it is authenticated by the token and verified end to end (and
+    docker load checks every layer digest).
+author:
+  - DGX Spark cluster maintainers (@dgx-spark-cluster)
+options:
+  image:
+    description:
+      - The image reference on the source, for example C(nvcr.io/nvidia/vllm:25.11-py3).
+    type: str
+    required: true
+  source_host:
+    description:
+      - Address of the source node on the fabric. The connecting user must reach it with SSH without a prompt
+        (the fabric role sets that up).
+    type: str
+    required: true
+  source_user:
+    description:
+      - SSH user on the source; default the current user.
+    type: str
+  listen_address:
+    description:
+      - Destination address the sender connects to. Default the source address of the route to O(source_host)
+        (the fabric twin).
+    type: str
+  port:
+    description:
+      - TCP port to listen on; V(0) picks a free one.
+    type: int
+    default: 0
+  timeout:
+    description:
+      - Seconds for the whole transfer; the sender and C(docker load) are stopped when it runs out.
+    type: int
+    default: 3600
+  docker:
+    description:
+      - The docker CLI on both nodes.
+    type: str
+    default: docker
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Compares and reports whether a transfer would happen.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - The user running the module needs access to docker on both nodes (the docker group, or become).
+  - C(docker save) always sends every layer; layers the destination already holds cross the wire again. An engine
+    that can skip them needs a registry between the nodes, which the fabric does not have.
+"""
+
+EXAMPLES = r"""
+- name: vLLM image on the worker, from the head over the fabric
+  dgx_spark.cluster.p2p_image_copy:
+    image: nvcr.io/nvidia/vllm:25.11-py3
+    source_host: 10.10.10.1
+  delegate_to: spark-ba63
+"""
+
+RETURN = r"""
+transferred:
+  description: Whether the image crossed the wire.
+  returned: always
+  type: bool
+compared_by:
+  description: How the images were compared (C(image id), or C(layers and config) when the IDs differ).
+  returned: always
+  type: str
+source_id:
+  description: Image ID on the source.
+  returned: always
+  type: str
+dest_id_before:
+  description: Image ID on the destination before (null when absent).
+  returned: always
+  type: str
+bytes:
+  description: Bytes sent.
+  returned: when transferred
+  type: int
+seconds:
+  description: Transfer duration.
+  returned: when transferred
+  type: float
+throughput_mib_s:
+  description: Bytes sent per second, in MiB/s.
+  returned: when transferred
+  type: float
+sha256:
+  description: SHA-256 of the stream, as verified on both ends.
+  returned: when transferred
+  type: str
+transport:
+  description: The transport used (C(stream)).
+  returned: always
+  type: str
+"""
+
+import json
+import re
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _image_stream
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
+
+IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._-]*(:[0-9]{1,5})?(/[a-z0-9][a-z0-9._-]*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+                       r"(@sha256:[a-f0-9]{64})?$|^sha256:[a-f0-9]{64}$")
+HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$")
+DOCKER = re.compile(r"^[A-Za-z0-9_./-]{1,255}$")
+USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
+
+
+def image_identity(inspect_json):
+    """(image id, key comparable across image stores) from `docker image inspect` JSON of one image."""
+    data = json.loads(inspect_json)[0]
+    config = data.get("Config") or {}
+    comparable = {
+        "layers": (data.get("RootFS") or {}).get("Layers") or [],
+        "config": dict((k, config.get(k)) for k in ("Cmd", "Entrypoint", "Env", "WorkingDir", "User", "Labels")),
+        "platform": [data.get("Os"), data.get("Architecture"), data.get("Variant")],
+    }
+    return data.get("Id"), json.dumps(comparable, sort_keys=True)
+
+
+class ImageCopy:
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.runner = CommandRunner(module)
+
+    def validate(self):
+        params = self.params
+        checks = [("image", params["image"], IMAGE_REF, "[registry[:port]/]name[:tag][@sha256:digest]"),
+                  ("source_host", params["source_host"], HOST, "an IP address or host name"),
+                  ("source_user", params["source_user"] or "root", USER, "a user name"),
+                  ("listen_address", params["listen_address"] or "0.0.0.0", HOST, "an IP address"),
+                  ("docker", params["docker"], DOCKER, "a command name or absolute path")]
+        for name, value, pattern, rule in checks:
+            if not pattern.match(value):
+                self.module.fail_json(msg="%s %r is not allowed: must be %s" % (name, value, rule))
+        if not 0 <= params["port"] <= 65535 or params["timeout"] < 10:
+            self.module.fail_json(msg="port must be 0..65535 and timeout at least 10 s")
+
+    def ssh_argv(self, *remote):
+        target = self.params["source_host"]
+        if self.params["source_user"]:
+            target = "%s@%s" % (self.params["source_user"], target)
+        return [self.runner.which("ssh", "install openssh-client")] + SSH_OPTIONS + [target] + list(remote)
+
+    def local_identity(self):
+        docker = self.runner.which(self.params["docker"], "install docker")
+        rc, out, _err = self.runner.run([docker, "image", "inspect", "--", self.params["image"]])
+        return image_identity(out) if rc == 0 else (None, None)
+
+    def source_identity(self):
+        # the remote command is fixed words plus the validated image reference
+        argv = self.ssh_argv(self.params["docker"], "image", "inspect", "--", self.params["image"])
+        rc, out, err = self.runner.run(argv, timeout=60)
+        if rc != 0:
+            self.runner.fail("image %s is not on the source %s (or SSH to it failed)"
+                             % (self.params["image"], self.params["source_host"]), argv, rc, out, err)
+        return image_identity(out)
+
+    def listen_address(self):
+        if self.params["listen_address"]:
+            return self.params["listen_address"]
+        out = self.runner.check([self.runner.which("ip", "install iproute2"), "-j", "route", "get",
+                                 self.params["source_host"]], "finding the route to the source")
+        return json.loads(out)[0]["prefsrc"]
+
+    def transfer(self, previous_id):
+        params = self.params
+        docker = self.runner.which(params["docker"], "install docker")
+        python = self.runner.which("python3", "install python3")
+        source = _image_stream.own_source()
+        receiver = _image_stream.program(source, "receiver_main", {
+            "listen_address": self.listen_address(), "port": params["port"], "timeout": params["timeout"],
+            "docker": docker, "ssh_argv": self.ssh_argv("python3", "-"), "source": source,
+            "sender": {"docker": params["docker"], "image": params["image"], "connect_timeout": 30,
+                       "io_timeout": 300}})
+        # the receiver listens, starts the sender over SSH, and feeds docker load; its program (with the token it
+        # makes) travels on stdin
+        rc, out, err = self.runner.run([python, "-"], data=receiver, binary_data=True,
+                                       timeout=params["timeout"] + 60)
+        if rc != 0:
+            restored = self.restore(previous_id)
+            self.module.fail_json(msg="image copy of %s from %s failed: %s. %s Retry the task to start over."
+                                      % (params["image"], params["source_host"],
+                                         (err.strip() or "rc %s" % rc).splitlines()[-1], restored),
+                                  rc=rc, stdout=out, stderr=err)
+        return json.loads(out.strip().splitlines()[-1])
+
+    def restore(self, previous_id):
+        """After a failed load: the tag back on the previous image, or no tag at all when there was none."""
+        current_id = self.local_identity()[0]
+        if current_id == previous_id:
+            return "The destination is unchanged."
+        docker = self.params["docker"]
+        if previous_id:
+            self.runner.run([docker, "tag", previous_id, self.params["image"]])
+            return "The destination's tag points at its previous image %s again." % previous_id
+        self.runner.run([docker, "image", "rm", "--", self.params["image"]])
+        return "The partially loaded tag was removed; the destination has no such image."
+
+    def execute(self):
+        self.validate()
+        source_id, source_key = self.source_identity()
+        dest_id, dest_key = self.local_identity()
+        result = {"changed": False, "transferred": False, "transport": "stream", "source_id": source_id,
+                  "dest_id_before": dest_id,
+                  "compared_by": "image id" if dest_id == source_id or dest_id is None else "layers and config"}
+        if dest_id is not None and (dest_id == source_id or dest_key == source_key):
+            return result
+        result["changed"] = True
+        if self.module.check_mode:
+            return result
+        result.update(self.transfer(dest_id))
+        result["transferred"] = True
+        dest_after, key_after = self.local_identity()
+        if key_after != source_key:
+            self.module.fail_json(msg="after the copy the destination's %s does not match the source (%s vs %s)"
+                                      % (self.params["image"], dest_after, source_id), **result)
+        result["dest_id_after"] = dest_after
+        return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            image=dict(type="str", required=True),
+            source_host=dict(type="str", required=True),
+            source_user=dict(type="str"),
+            listen_address=dict(type="str"),
+            port=dict(type="int", default=0),
+            timeout=dict(type="int", default=3600),
+            docker=dict(type="str", default="docker"),
+        ),
+        supports_check_mode=True,
+    )
+    module.exit_json(**ImageCopy(module).execute())
+
+
+if __name__ == "__main__":
+    main()
