@@ -11,46 +11,18 @@ Usage: .venv/bin/python benchmarks/p2p_image_copy.py [--size-mib 1024]
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
+from labbench import WORKER_FABRIC, piped, timed  # noqa: E402
 from labkit import module, ssh  # noqa: E402  (the lab helpers the end-to-end tests use)
 
-HEAD, WORKER, WORKER_FABRIC, HEAD_FABRIC = "spark-2959", "spark-ba63", "10.10.10.2", "10.10.10.1"
+HEAD, WORKER, HEAD_FABRIC = "spark-2959", "spark-ba63", "10.10.10.1"
 IMAGE, IMAGE2 = "lab/bench:1", "lab/bench:2"
 PORT = 19100
-
-
-def timed(node, command):
-    start = time.monotonic()
-    ssh(node, command, timeout=3600)
-    return time.monotonic() - start
-
-
-def wait_listening(node, port):
-    for attempt in range(100):
-        if ":%d " % port in ssh(node, "ss -Hltn").stdout:
-            return
-        time.sleep(0.1)
-    raise RuntimeError("listener on %s:%d never came up after %d checks" % (node, port, attempt + 1))
-
-
-def piped(listen_cmd, send_cmd, port):
-    """Receiver on the worker (background), confirmed listening, then the sender on the head; both must end."""
-    receiver = subprocess.Popen(["ssh", "-i", str(Path.home() / ".local/state/dgx-spark-lab/id_ed25519"),
-                                 "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-                                 "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-                                 "spark@10.59.63.12", listen_cmd])
-    wait_listening(WORKER, port)
-    start = time.monotonic()
-    ssh(HEAD, send_cmd, timeout=3600)
-    if receiver.wait(timeout=3600) != 0:
-        raise RuntimeError("receiver failed: %s" % listen_cmd)
-    return time.monotonic() - start
 
 
 def clean_worker(tags):

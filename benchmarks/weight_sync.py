@@ -1,0 +1,64 @@
+"""Model weights between the lab nodes over the fabric: weight_sync against rsync -a over ssh and raw TCP.
+
+Needs the lab up with the fabric role applied. Builds a model directory of --size-mib MiB (4 safetensors shards)
+on the head, then prints: raw TCP (tar | nc), plain `rsync -a` over ssh, weight_sync (module time and whole task),
+and the re-sync of the unchanged model for both. Printed, never asserted.
+Usage: .venv/bin/python benchmarks/weight_sync.py [--size-mib 1024]
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+from labbench import HEAD, WORKER, WORKER_FABRIC, piped, timed  # noqa: E402
+from labkit import module, ssh  # noqa: E402
+
+MODEL = "/home/spark/bench-model"
+PORT = 19200
+
+
+def ours():
+    start = time.monotonic()
+    rc, result = module(HEAD, "weight_sync", {"path": MODEL, "dest_host": WORKER_FABRIC})
+    if rc != 0:
+        raise RuntimeError(result.get("msg"))
+    return time.monotonic() - start, result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mib", type=int, default=1024)
+    args = parser.parse_args()
+    shard = args.size_mib // 4
+    ssh(HEAD, "rm -rf %s && mkdir -p %s && echo '{}' > %s/config.json && for i in 1 2 3 4; do "
+              "dd if=/dev/urandom of=%s/model-0000$i-of-00004.safetensors bs=1M count=%d 2>/dev/null; done"
+        % (MODEL, MODEL, MODEL, MODEL, shard), timeout=3600)
+    figures = {}
+    ssh(WORKER, "rm -rf %s" % MODEL)
+    figures["raw TCP (tar | nc)"] = piped("nc -l -p %d | tar -x -C /tmp" % PORT,
+                                          "tar -C /home/spark -c bench-model | nc -q 0 %s %d" % (WORKER_FABRIC, PORT),
+                                          PORT)
+    ssh(WORKER, "rm -rf /tmp/bench-model %s" % MODEL)
+    figures["rsync -a over ssh"] = timed(HEAD, "rsync -a %s/ %s:%s/" % (MODEL, WORKER_FABRIC, MODEL))
+    figures["rsync -a over ssh, unchanged re-sync"] = timed(HEAD, "rsync -a %s/ %s:%s/" % (MODEL, WORKER_FABRIC, MODEL))
+    ssh(WORKER, "rm -rf %s" % MODEL)
+    task, result = ours()
+    figures["weight_sync (module transfer)"] = result["seconds"]
+    figures["weight_sync (whole task, incl. verification)"] = task
+    resync_task, resync = ours()
+    figures["weight_sync unchanged re-sync (task)"] = resync_task
+    print("\nmodel directory of %d MiB" % args.size_mib)
+    for name, seconds in figures.items():
+        print("  %-46s %8.2f s  %8.1f MiB/s" % (name, seconds, args.size_mib / max(seconds, 1e-6)))
+    print("  weight_sync / rsync -a: %.2f" % (figures["weight_sync (module transfer)"] / figures["rsync -a over ssh"]))
+    print("  weight_sync / raw TCP: %.2f" % (figures["weight_sync (module transfer)"] / figures["raw TCP (tar | nc)"]))
+    print("  unchanged re-sync sent %d bytes" % resync["bytes_sent"])
+    for node in (HEAD, WORKER):
+        ssh(node, "rm -rf %s" % MODEL)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: dgx_spark.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: weight_sync
+short_description: Sync a model's weights from this Spark to the other over the fabric, complete and resolvable
+version_added: 0.1.0
+description:
+  - Runs on the node that holds the weights (the head, after the one download). Pushes a Hugging Face cache entry
+    (O(hf_repo) under the cache root O(path)) or a local model directory (O(path) alone) to O(dest_host) with
+    C(rsync) over SSH.
+  - A cache entry is sent with its structure, C(models--org--name/{blobs,snapshots,refs}), snapshot symlinks kept
+    as symlinks, plus any blob they point to outside the entry (blobs kept at the cache root); dangling links or
+    links leaving the cache on the source are refused before anything is sent.
+  - After the transfer, every snapshot file is opened on the destination and its size compared with the source;
+    a missing or short file fails the task naming it.
+  - rsync's quick check skips unchanged files, so a re-sync of an unchanged model sends almost nothing and reports
+    C(changed=false).
+author:
+  - DGX Spark cluster maintainers (@dgx-spark-cluster)
+options:
+  path:
+    description:
+      - With O(hf_repo), the Hugging Face cache root (C(HF_HUB_CACHE), for example C(/home/nvidia/.cache/huggingface/hub)).
+      - Without, the local model directory.
+    type: path
+    required: true
+  hf_repo:
+    description:
+      - The repository id, C(org/name).
+    type: str
+  dest_host:
+    description:
+      - The other node's fabric address; the connecting user must reach it with SSH without a prompt.
+    type: str
+    required: true
+  dest_user:
+    description:
+      - SSH user on the destination; default the current user.
+    type: str
+  dest_path:
+    description:
+      - Where O(path) lives on the destination; default the same path.
+    type: path
+  timeout:
+    description:
+      - Seconds for the whole transfer.
+    type: int
+    default: 7200
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Runs rsync with C(--dry-run) and reports what would be sent.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Weights of the served model onto the worker
+  dgx_spark.cluster.weight_sync:
+    path: /home/nvidia/.cache/huggingface/hub
+    hf_repo: openai/gpt-oss-120b
+    dest_host: 10.10.10.2
+  delegate_to: spark-2959
+"""
+
+RETURN = r"""
+bytes_sent:
+  description: Bytes rsync sent (file data and protocol).
+  returned: always
+  type: int
+files_transferred:
+  description: Regular files rsync sent.
+  returned: always
+  type: int
+files_checked:
+  description: Snapshot (or model) files opened and size-checked on the destination.
+  returned: when not in check mode
+  type: int
+seconds:
+  description: Duration of the transfer.
+  returned: always
+  type: float
+paths:
+  description: Number of paths in the transfer list (directories, files, links).
+  returned: always
+  type: int
+"""
+
+import json
+import os
+import re
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _weights
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
+
+PATH = re.compile(r"^/(?!.*/\.\.(/|$))[A-Za-z0-9._/@+-]{0,1023}$")
+HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$")
+USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+SSH_COMMAND = "ssh -o BatchMode=yes -o ConnectTimeout=10"  # rsync -e takes one string; it holds no input
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            hf_repo=dict(type="str"),
+            dest_host=dict(type="str", required=True),
+            dest_user=dict(type="str"),
+            dest_path=dict(type="path"),
+            timeout=dict(type="int", default=7200),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    runner = CommandRunner(module)
+    dest_path = params["dest_path"] or params["path"]
+    for name, value, pattern, rule in (
+            ("path", params["path"], PATH, "an absolute path of letters, digits and '._/@+-', without '..'"),
+            ("dest_path", dest_path, PATH, "an absolute path of letters, digits and '._/@+-', without '..'"),
+            ("dest_host", params["dest_host"], HOST, "an IP address or host name"),
+            ("dest_user", params["dest_user"] or "root", USER, "a user name"),
+            ("hf_repo", params["hf_repo"] or "org/name", _weights.HF_REPO, "org/name")):
+        if not pattern.match(value):
+            module.fail_json(msg="%s %r is not allowed: must be %s" % (name, value, rule))
+
+    if params["hf_repo"]:
+        root, top, dest_root = params["path"], _weights.repo_folder(params["hf_repo"]), dest_path
+    else:
+        root, top = os.path.dirname(params["path"].rstrip("/")), os.path.basename(params["path"].rstrip("/"))
+        dest_root = os.path.dirname(dest_path.rstrip("/"))
+    try:
+        paths, files = _weights.manifest(root, top)
+    except _weights.LayoutError as exc:
+        module.fail_json(msg=str(exc))
+
+    target = params["dest_host"] if not params["dest_user"] else "%s@%s" % (params["dest_user"], params["dest_host"])
+    with tempfile.NamedTemporaryFile("w", prefix="weight_sync.", suffix=".list") as listing:
+        listing.write("\n".join(paths) + "\n")
+        listing.flush()
+        argv = [runner.which("rsync", "install rsync"), "-a", "--stats", "--mkpath", "--files-from=" + listing.name,
+                "-e", SSH_COMMAND, os.path.realpath(root) + "/", "%s:%s/" % (target, dest_root)]
+        if module.check_mode:
+            argv.insert(1, "--dry-run")
+        start = time.monotonic()
+        rc, out, err = runner.run(argv, timeout=params["timeout"])
+        seconds = round(time.monotonic() - start, 3)
+    if rc != 0:
+        runner.fail("rsync to %s:%s failed (rc=%s); a retry resumes where it stopped" % (target, dest_root, rc),
+                    argv, rc, out, err)
+    sent, transferred = _weights.rsync_stats(out)
+    result = {"changed": bool(transferred), "bytes_sent": sent, "files_transferred": transferred,
+              "seconds": seconds, "paths": len(paths), "source": os.path.join(root, top),
+              "destination": "%s:%s" % (target, os.path.join(dest_root, top))}
+    if not module.check_mode:
+        checker = "%s\nimport json\nprint(json.dumps(check_files(%r, json.loads(%r))))\n" % (
+            _weights_source(), dest_root, json.dumps(files))
+        argv = [runner.which("ssh", "install openssh-client"), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+                target, "python3", "-"]
+        rc, out, err = runner.run(argv, data=checker, binary_data=True, timeout=600)
+        if rc != 0:
+            runner.fail("checking the weights on %s failed" % target, argv, rc, out, err)
+        problems = json.loads(out.strip().splitlines()[-1])
+        if problems:
+            module.fail_json(msg="after the sync, %d file(s) do not open or differ on %s: %s"
+                                 % (len(problems), target, "; ".join(problems[:10])), **result)
+        result["files_checked"] = len(files)
+    module.exit_json(**result)
+
+
+def _weights_source():
+    import inspect
+    return inspect.getsource(_weights)
+
+
+if __name__ == "__main__":
+    main()

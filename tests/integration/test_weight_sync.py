@@ -1,0 +1,94 @@
+"""weight_sync between the lab nodes over the fabric: a Hugging Face cache entry arrives complete and resolvable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from labkit import lab, module, playbook, ssh
+
+CACHE = "/home/spark/.cache/huggingface/hub"
+WORKER_FABRIC = "10.10.10.2"
+# A cache entry as huggingface_hub lays it out: blobs named by hash, snapshot files as relative symlinks, refs;
+# one blob kept at the hub level (outside the repo folder).
+MAKE_CACHE = r"""
+import hashlib, os
+root = os.path.expanduser("~/.cache/huggingface/hub")
+repo = os.path.join(root, "models--lab--tiny")
+commit = "0123456789abcdef0123456789abcdef01234567"
+snap = os.path.join(repo, "snapshots", commit)
+os.makedirs(os.path.join(repo, "blobs"), exist_ok=True)
+os.makedirs(os.path.join(repo, "refs"), exist_ok=True)
+os.makedirs(os.path.join(root, "blobs"), exist_ok=True)
+os.makedirs(snap, exist_ok=True)
+open(os.path.join(repo, "refs", "main"), "w").write(commit)
+files = {"config.json": b'{"model_type": "llama"}', "model.safetensors": os.urandom(20 << 20),
+         "tokenizer.json": b'{"version": "1.0"}'}
+for name, data in files.items():
+    digest = hashlib.sha256(data).hexdigest()
+    base = root if name == "tokenizer.json" else repo
+    blob = os.path.join(base, "blobs", digest)
+    open(blob, "wb").write(data)
+    link = os.path.join(snap, name)
+    if not os.path.islink(link):
+        os.symlink(os.path.relpath(blob, snap), link)
+"""
+OPEN_ALL = r"""
+import hashlib, json, os
+snap = os.path.expanduser("~/.cache/huggingface/hub/models--lab--tiny/snapshots/0123456789abcdef0123456789abcdef01234567")
+print(json.dumps({name: [os.path.islink(os.path.join(snap, name)),
+                         hashlib.sha256(open(os.path.join(snap, name), "rb").read()).hexdigest()]
+                  for name in sorted(os.listdir(snap))}))
+"""
+
+
+def sync():
+    return module("spark-2959", "weight_sync", {"path": CACHE, "hf_repo": "lab/tiny", "dest_host": WORKER_FABRIC})
+
+
+def digests(node):
+    return json.loads(ssh(node, "python3 - <<'EOF'\n%s\nEOF" % OPEN_ALL).stdout)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache_on_the_head():
+    lab("up")
+    fabric = playbook("fabric.yml")
+    assert fabric.returncode == 0, fabric.stdout[-3000:]
+    for node in ("spark-2959", "spark-ba63"):
+        ssh(node, "rm -rf ~/.cache/huggingface")
+    ssh("spark-2959", "python3 - <<'EOF'\n%s\nEOF" % MAKE_CACHE)
+    yield
+    for node in ("spark-2959", "spark-ba63"):
+        ssh(node, "rm -rf ~/.cache/huggingface", check=False)
+
+
+def test_sync_then_every_snapshot_file_opens_on_the_worker():
+    rc, result = sync()
+    assert rc == 0 and result["changed"] is True, result
+    assert result["files_transferred"] == 4 and result["bytes_sent"] > 20 << 20
+    head, worker = digests("spark-2959"), digests("spark-ba63")
+    assert worker == head and set(worker) == {"config.json", "model.safetensors", "tokenizer.json"}
+    assert all(is_link for is_link, _digest in worker.values())
+
+
+def test_resync_of_the_unchanged_model_sends_almost_nothing():
+    rc, result = sync()
+    assert rc == 0 and result["changed"] is False and result["files_transferred"] == 0
+    assert result["bytes_sent"] < 64 << 10 and result["seconds"] < 10
+
+
+def test_a_blob_lost_on_the_worker_is_sent_again():
+    ssh("spark-ba63", "rm -f ~/.cache/huggingface/hub/blobs/*")
+    rc, result = sync()
+    assert rc == 0 and result["files_transferred"] == 1
+    assert digests("spark-ba63") == digests("spark-2959")
+
+
+def test_an_incomplete_download_on_the_head_is_refused():
+    ssh("spark-2959", "mv ~/.cache/huggingface/hub/blobs ~/.cache/huggingface/hub/blobs.away")
+    try:
+        rc, result = sync()
+    finally:
+        ssh("spark-2959", "mv ~/.cache/huggingface/hub/blobs.away ~/.cache/huggingface/hub/blobs")
+    assert rc != 0 and "dangling links" in result["msg"] and "tokenizer.json" in result["msg"]

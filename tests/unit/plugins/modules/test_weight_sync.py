@@ -1,0 +1,127 @@
+"""weight_sync with the real rsync between two directories (SSH played by a local pass-through)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _weights
+from ansible_collections.dgx_spark.cluster.plugins.modules import weight_sync
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def hf_cache(root, hub_level_blob=True):
+    """A cache entry as huggingface_hub writes it: blobs, snapshot symlinks, refs; one blob at the cache root."""
+    repo = root / "models--org--tiny"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(COMMIT)
+    snapshot = repo / "snapshots" / COMMIT
+    (snapshot / "sub").mkdir(parents=True)
+    blobs = {"config.json": b'{"model_type": "llama"}', "model.safetensors": os.urandom(300000),
+             "sub/extra.bin": b"x" * 1000}
+    for name, data in blobs.items():
+        blob = repo / "blobs" / ("%064x" % abs(hash(name)))
+        blob.write_bytes(data)
+        os.symlink(os.path.relpath(blob, (snapshot / name).parent), snapshot / name)
+    if hub_level_blob:
+        (root / "blobs").mkdir()
+        shared = root / "blobs" / ("f" * 64)
+        shared.write_bytes(b'{"tokenizer": true}')
+        os.symlink(os.path.relpath(shared, snapshot), snapshot / "tokenizer.json")
+    (root / "models--other--model").mkdir()  # another model in the cache: never sent
+    return snapshot
+
+
+@pytest.fixture
+def local_ssh(tmp_path, monkeypatch):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    ssh = bindir / "ssh"
+    ssh.write_text("#!/bin/sh\nwhile [ \"$1\" = -o ]; do shift 2; done\nshift\nexec \"$@\"\n")
+    ssh.chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (bindir, os.environ["PATH"]))
+
+
+def sync(module_runner, source, dest, **extra):
+    args = dict({"path": str(source), "hf_repo": "org/tiny", "dest_host": "10.10.10.2", "dest_path": str(dest)},
+                **extra)
+    return module_runner(weight_sync.main, args)
+
+
+def test_every_snapshot_file_opens_on_the_destination(module_runner, local_ssh, tmp_path):
+    snapshot = hf_cache(tmp_path / "src")
+    result, failed = sync(module_runner, tmp_path / "src", tmp_path / "dst")
+    assert not failed, result
+    assert result["changed"] is True and result["files_transferred"] == 5 and result["files_checked"] == 8  # 4 links, 3 blobs, refs/main
+    dest_snapshot = tmp_path / "dst" / snapshot.relative_to(tmp_path / "src")
+    for name in ("config.json", "model.safetensors", "sub/extra.bin", "tokenizer.json"):
+        assert (dest_snapshot / name).is_symlink(), name  # links stay links: no doubled disk use
+        assert (dest_snapshot / name).read_bytes() == (snapshot / name).read_bytes(), name
+    assert (tmp_path / "dst" / "models--org--tiny" / "refs" / "main").read_text() == COMMIT
+    assert not (tmp_path / "dst" / "models--other--model").exists()
+
+
+def test_a_resync_of_an_unchanged_model_sends_almost_nothing(module_runner, local_ssh, tmp_path):
+    hf_cache(tmp_path / "src")
+    first = sync(module_runner, tmp_path / "src", tmp_path / "dst")[0]
+    again, failed = sync(module_runner, tmp_path / "src", tmp_path / "dst")
+    assert not failed and again["changed"] is False and again["files_transferred"] == 0
+    assert again["bytes_sent"] < first["bytes_sent"] / 10
+
+
+def test_check_mode_sends_nothing(module_runner, local_ssh, tmp_path, monkeypatch):
+    hf_cache(tmp_path / "src")
+    from ansible.module_utils import basic
+    monkeypatch.setattr(basic.AnsibleModule, "check_mode", True, raising=False)
+    result, failed = module_runner(weight_sync.main, {
+        "path": str(tmp_path / "src"), "hf_repo": "org/tiny", "dest_host": "10.10.10.2",
+        "dest_path": str(tmp_path / "dst"), "_ansible_check_mode": True})
+    assert not failed and result["changed"] is True and "files_checked" not in result
+    assert not (tmp_path / "dst" / "models--org--tiny").exists()
+
+
+def test_dangling_links_on_the_source_are_refused_before_sending(module_runner, local_ssh, tmp_path):
+    snapshot = hf_cache(tmp_path / "src")
+    os.remove(os.path.realpath(snapshot / "model.safetensors"))
+    result, failed = sync(module_runner, tmp_path / "src", tmp_path / "dst")
+    assert failed and "dangling links: models--org--tiny/snapshots/%s/model.safetensors" % COMMIT in result["msg"]
+    assert not (tmp_path / "dst").exists()
+
+
+def test_a_local_model_directory(module_runner, local_ssh, tmp_path):
+    model = tmp_path / "models" / "tiny-llama"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(os.urandom(5000))
+    result, failed = module_runner(weight_sync.main, {"path": str(model), "dest_host": "10.10.10.2",
+                                                      "dest_path": str(tmp_path / "copy" / "tiny-llama")})
+    assert not failed, result
+    assert (tmp_path / "copy" / "tiny-llama" / "model.safetensors").read_bytes() == \
+        (model / "model.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"hf_repo": "org/tiny; rm -rf /"}, "hf_repo"),
+    ({"dest_host": "-oProxyCommand=x"}, "dest_host"),
+    ({"dest_path": "/data/../etc"}, "dest_path"),
+])
+def test_hostile_input_is_refused(module_runner, tmp_path, args, message):
+    base = {"path": str(tmp_path), "hf_repo": "org/tiny", "dest_host": "10.10.10.2"}
+    result, failed = module_runner(weight_sync.main, dict(base, **args))
+    assert failed and result["msg"].startswith(message)
+
+
+def test_links_leaving_the_cache_are_refused(tmp_path):
+    snapshot = hf_cache(tmp_path / "src", hub_level_blob=False)
+    (tmp_path / "outside").write_text("secret")
+    os.symlink(str(tmp_path / "outside"), snapshot / "leak")
+    with pytest.raises(_weights.LayoutError, match="links leaving the cache"):
+        _weights.manifest(str(tmp_path / "src"), "models--org--tiny")
+
+
+def test_rsync_stats_parsing():
+    text = "Number of regular files transferred: 1,234\nTotal bytes sent: 9,876,543\n"
+    assert _weights.rsync_stats(text) == (9876543, 1234)
