@@ -218,3 +218,55 @@ def plan(entry, nodes, defaults=None):
             "kv_cache_gib": kv, "overhead_gib": overhead, "per_node": [],
             "reason": "does not fit: " + "; ".join(tried) + " (budget = memory total x %.2f)"
                       % defaults["memory_fraction"]}
+
+
+def config_hash(entry, plan_result, addresses):
+    """A short hash of everything that shapes the running engine; it labels the containers."""
+    import hashlib
+    import json
+    blob = json.dumps({"entry": entry, "tp": plan_result["tp"], "hosts": plan_result["hosts"],
+                       "addresses": addresses}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def vllm_rank_argv(entry, key, rank, settings):
+    """`docker run` argv for one vLLM rank (rank 0 serves the API; other ranks run --headless).
+
+    settings: {tp, addresses (fabric IPs, rank order), config, fabric_interface, rdma_devices, gpus, ipc_host,
+    shm_size, devices, ulimits, master_port, distributed_timeout, model_source (host path or HF cache dir)}.
+    """
+    tp, addresses = settings["tp"], settings["addresses"]
+    iface = settings["fabric_interface"]
+    env = {"VLLM_HOST_IP": addresses[rank], "NCCL_SOCKET_IFNAME": iface, "GLOO_SOCKET_IFNAME": iface,
+           "TP_SOCKET_IFNAME": iface, "UCX_NET_DEVICES": iface, "OMPI_MCA_btl_tcp_if_include": iface,
+           "NCCL_IB_HCA": ",".join(settings["rdma_devices"])}
+    env.update(entry.get("env", {}))
+    argv = ["docker", "run", "-d", "--name", "dgx-spark-serve-%s-r%d" % (key, rank),
+            "--label", "dgx-spark.role=serving", "--label", "dgx-spark.model=%s" % key,
+            "--label", "dgx-spark.config=%s" % settings["config"], "--label", "dgx-spark.rank=%d" % rank,
+            "--network", "host"]
+    for limit in settings["ulimits"]:
+        argv += ["--ulimit", limit]
+    argv += ["--ipc", "host"] if settings["ipc_host"] else ["--shm-size", settings["shm_size"] or "16g"]
+    if settings["gpus"]:
+        argv += ["--gpus", settings["gpus"]]
+    for device in settings["devices"]:
+        argv += ["--device", device]
+    for name in sorted(env):
+        argv += ["-e", "%s=%s" % (name, env[name])]
+    if entry.get("local_path"):
+        argv += ["-v", "%s:/model:ro" % entry["local_path"]]
+        model = "/model"
+    else:
+        argv += ["-v", "%s:/root/.cache/huggingface/hub" % settings["model_source"], "-e", "HF_HUB_OFFLINE=1"]
+        model = entry["hf_repo"]
+    argv += [entry["image"], "vllm", "serve", model, "--served-model-name", entry["served_name"],
+             "--tensor-parallel-size", str(tp), "--max-model-len", str(entry["max_model_len"]),
+             "--dtype", entry["dtype"]]
+    # quantization is for the plan: vLLM reads the method from the checkpoint's config
+    if tp > 1:
+        argv += ["--nnodes", str(tp), "--node-rank", str(rank), "--master-addr", addresses[0],
+                 "--master-port", str(settings["master_port"]), "--distributed-executor-backend", "mp",
+                 "--distributed-timeout-seconds", str(settings["distributed_timeout"])]
+    argv += ["--headless"] if rank > 0 else ["--host", "0.0.0.0", "--port", str(entry["port"])]
+    return argv + list(entry["extra_args"])

@@ -65,3 +65,16 @@ def recap(output):
         if len(parts) > 2 and parts[0] in NODES and parts[1] == ":":
             counters[parts[0]] = dict((k, int(v)) for k, v in (item.split("=") for item in parts[2:]))
     return counters
+
+
+def rejected_before_connecting(name, extra_vars, *messages):
+    """Run playbook `name` against an unreachable address with extra_vars; assert it fails on validation with every
+    message, before any host is contacted."""
+    args = []
+    for var in list(extra_vars) + ["ansible_host=192.0.2.1"]:
+        args += ["-e", var]
+    out = playbook(name, *args)
+    assert out.returncode != 0, out.stdout[-2000:]
+    for message in messages:
+        assert message in out.stdout, (message, out.stdout[-3000:])
+    assert "UNREACHABLE" not in out.stdout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ansible.errors import AnsibleFilterError
@@ -119,3 +121,63 @@ def test_valid_extra_args_pass():
 def test_catalog_error_is_a_value_error():
     with pytest.raises(CatalogError):
         catalog_entry({}, "x")
+
+
+RUN = {"tp": 2, "addresses": ["10.10.10.1", "10.10.10.2"], "config": "abc123", "fabric_interface": "enp1s0f1np1",
+       "rdma_devices": ["rocep1s0f1", "roceP2p1s0f1"], "gpus": "all", "ipc_host": True, "shm_size": "",
+       "devices": ["/dev/infiniband"], "ulimits": ["memlock=-1", "stack=67108864"], "master_port": 29501, "distributed_timeout": 300,
+       "model_source": "/var/lib/dgx-spark/hf-cache"}
+
+
+def test_worker_rank_argv_follows_the_two_spark_recipe():
+    argv = FILTERS["vllm_rank_argv"](entry(params_b=70, tp=2, env={"NCCL_DEBUG": "WARN"}), "m", 1, RUN)
+    pairs = dict(zip(argv, argv[1:]))
+    assert argv[:5] == ["docker", "run", "-d", "--name", "dgx-spark-serve-m-r1"]
+    envs = [argv[i + 1] for i, a in enumerate(argv) if a == "-e"]
+    for expected in ("VLLM_HOST_IP=10.10.10.2", "NCCL_SOCKET_IFNAME=enp1s0f1np1", "GLOO_SOCKET_IFNAME=enp1s0f1np1",
+                     "TP_SOCKET_IFNAME=enp1s0f1np1", "UCX_NET_DEVICES=enp1s0f1np1",
+                     "OMPI_MCA_btl_tcp_if_include=enp1s0f1np1", "NCCL_IB_HCA=rocep1s0f1,roceP2p1s0f1",
+                     "NCCL_DEBUG=WARN", "HF_HUB_OFFLINE=1"):
+        assert expected in envs, expected
+    assert pairs["--ipc"] == "host" and pairs["--gpus"] == "all" and pairs["--device"] == "/dev/infiniband"
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--ulimit"] == ["memlock=-1", "stack=67108864"]
+    assert pairs["--nnodes"] == "2" and pairs["--node-rank"] == "1" and pairs["--master-addr"] == "10.10.10.1"
+    assert pairs["--distributed-timeout-seconds"] == "300" and argv[-1] == "--headless"
+    assert "--port" not in argv and "dgx-spark.config=abc123" in argv
+
+
+def test_head_rank_serves_the_api_and_a_solo_rank_has_no_multinode_flags():
+    head = FILTERS["vllm_rank_argv"](entry(params_b=8, tp=2), "m", 0, RUN)
+    assert head[head.index("--port") + 1] == "8000" and "--headless" not in head
+    solo = FILTERS["vllm_rank_argv"](entry(params_b=8, tp=1, local_path=None), "m", 0,
+                                     dict(RUN, tp=1, ipc_host=False, shm_size="1g", gpus="", devices=[], ulimits=[]))
+    assert "--nnodes" not in solo and "--gpus" not in solo and "--ulimit" not in solo and solo[solo.index("--shm-size") + 1] == "1g"
+    assert solo[solo.index("--tensor-parallel-size") + 1] == "1"
+
+
+def test_reuse_only_when_exactly_the_planned_ranks_run_this_configuration():
+    def inspected(name, state, config, rank):  # the fields of `docker inspect` the filter reads
+        return json.dumps([{"Name": "/" + name, "State": {"Status": state, "Running": state == "running"},
+                            "Config": {"Labels": {"dgx-spark.role": "serving", "dgx-spark.config": config,
+                                                  "dgx-spark.rank": str(rank)}}}])
+    head = FILTERS["serving_containers"](inspected("h", "running", "abc", 0))
+    worker = FILTERS["serving_containers"](inspected("w", "running", "abc", 1))
+    assert head == [{"name": "h", "state": "running", "labels": {
+        "dgx-spark.role": "serving", "dgx-spark.config": "abc", "dgx-spark.rank": "0"}}]
+    assert FILTERS["serving_containers"]("") == []
+    plan2 = {"hosts": ["spark-2959", "spark-ba63"]}
+    assert FILTERS["serving_reusable"]({"spark-2959": head, "spark-ba63": worker}, plan2, "abc") is True
+    assert FILTERS["serving_reusable"]({"spark-2959": head, "spark-ba63": worker}, plan2, "other") is False
+    dead = FILTERS["serving_containers"](inspected("w", "exited", "abc", 1))
+    assert FILTERS["serving_reusable"]({"spark-2959": head, "spark-ba63": dead}, plan2, "abc") is False
+    plan1 = {"hosts": ["spark-2959"]}
+    assert FILTERS["serving_reusable"]({"spark-2959": head, "spark-ba63": []}, plan1, "abc") is True
+    assert FILTERS["serving_reusable"]({"spark-2959": head, "spark-ba63": worker}, plan1, "abc") is False
+
+
+def test_config_hash_changes_with_the_configuration():
+    one = entry(params_b=8)
+    plan_result = {"tp": 1, "hosts": ["spark-2959"]}
+    first = FILTERS["serving_config_hash"](one, plan_result, ["10.10.10.1"])
+    assert first == FILTERS["serving_config_hash"](dict(one), plan_result, ["10.10.10.1"]) and len(first) == 16
+    assert first != FILTERS["serving_config_hash"](dict(one, port=8001), plan_result, ["10.10.10.1"])
