@@ -7,9 +7,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
+import hmac
 import json
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.common.text.converters import to_bytes
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _serving_plan
 
 
@@ -53,6 +56,11 @@ def serving_reusable(per_host, plan, config):
     return bool(expected) and all(host in per_host for host in expected)
 
 
+def hmac_sha256(body, secret):
+    """Hex HMAC-SHA256 of body (the exact bytes sent) with secret: the webhook's X-Spark-Signature value."""
+    return hmac.new(to_bytes(secret), to_bytes(body), hashlib.sha256).hexdigest()
+
+
 class FilterModule(object):
     """dgx_spark.cluster serving filters."""
 
@@ -60,4 +68,4 @@ class FilterModule(object):
         return {"serving_entry": serving_entry, "serving_plan": _serving_plan.plan,
                 "serving_config_hash": _serving_plan.config_hash, "vllm_rank_argv": _serving_plan.vllm_rank_argv,
                 "serving_node": serving_node, "serving_containers": serving_containers,
-                "serving_reusable": serving_reusable}
+                "serving_reusable": serving_reusable, "hmac_sha256": hmac_sha256}

@@ -3,7 +3,12 @@ worker rank, hostile input, stop."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import http.server
 import json
+import threading
+import time
 
 import pytest
 from labkit import lab, playbook, recap, rejected_before_connecting, ssh
@@ -55,6 +60,66 @@ def test_relaunch_of_the_same_configuration_changes_nothing():
     assert "already serving (nothing restarted)" in out.stdout
     assert all(c["changed"] == 0 for c in recap(out.stdout).values())
     assert serving("spark-2959") == before
+
+
+class Hook(http.server.BaseHTTPRequestHandler):
+    received = []
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Hook.received.append((body, self.headers.get("X-Spark-Signature")))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        return
+
+
+@pytest.fixture
+def webhook():
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Hook.received = []
+    yield "http://127.0.0.1:%d/hook" % server.server_port
+    server.shutdown()
+
+
+def test_completion_webhook_is_signed_and_the_secret_stays_out_of_the_output(webhook):
+    out = playbook("launch_model.yml", "-e", "model=lab-tiny-llama", "-e", "model_serving_webhook_url=" + webhook,
+                   "-e", "model_serving_webhook_secret=s3cret-hook-key")
+    assert out.returncode == 0, out.stdout[-3000:]
+    [(body, signature)] = Hook.received
+    assert signature == "sha256=" + hmac.new(b"s3cret-hook-key", body, hashlib.sha256).hexdigest()
+    event = json.loads(body)
+    assert (event["event"], event["model"], event["mode"], event["tp"]) == ("launch_complete", "lab-tiny-llama",
+                                                                            "solo", 1)
+    assert "s3cret-hook-key" not in out.stdout and "s3cret-hook-key" not in out.stderr
+
+
+def test_failure_webhook_carries_the_reason(webhook):
+    entry = {"local_path": "/home/spark/models/tiny-llama", "image": "dgx-spark-lab/vllm:cpu", "params_b": 1000,
+             "dtype": "float32"}
+    out = playbook("launch_model.yml", "-e", "model=too-big", "-e", "model_serving_webhook_url=" + webhook,
+                   "-e", json.dumps({"model_serving_catalog": {"too-big": entry}}))
+    assert out.returncode != 0 and "does not fit" in out.stdout
+    [(body, signature)] = Hook.received
+    event = json.loads(body)
+    assert event["event"] == "launch_failed" and "does not fit" in event["message"] and signature is None
+
+
+def test_a_held_swap_lock_fails_fast_naming_the_holder():
+    held = {"holder": "carol@awx-job-42", "model": "gpt-oss-120b", "token": "theirs", "since": time.time(), "ttl": 600}
+    ssh("spark-2959", "echo '%s' | sudo tee /var/lib/dgx-spark/serving.lock >/dev/null" % json.dumps(held))
+    try:
+        before = serving("spark-2959")
+        start = time.monotonic()
+        out = playbook("launch_model.yml", "-e", "model=lab-tiny-llama-tp2")
+        assert out.returncode != 0 and time.monotonic() - start < 60
+        assert "held by carol@awx-job-42 (gpt-oss-120b)" in out.stdout
+        assert serving("spark-2959") == before and serving("spark-ba63") == []
+        assert "theirs" in ssh("spark-2959", "sudo cat /var/lib/dgx-spark/serving.lock").stdout  # not released
+    finally:
+        ssh("spark-2959", "sudo rm -f /var/lib/dgx-spark/serving.lock")
 
 
 def test_swap_to_tensor_parallel_over_both_nodes_gives_the_same_greedy_text():

@@ -181,3 +181,10 @@ def test_config_hash_changes_with_the_configuration():
     first = FILTERS["serving_config_hash"](one, plan_result, ["10.10.10.1"])
     assert first == FILTERS["serving_config_hash"](dict(one), plan_result, ["10.10.10.1"]) and len(first) == 16
     assert first != FILTERS["serving_config_hash"](dict(one, port=8001), plan_result, ["10.10.10.1"])
+
+
+def test_webhook_signature_is_the_hmac_of_the_exact_body():
+    import hashlib
+    import hmac
+    body = '{"event": "launch_complete"}'
+    assert FILTERS["hmac_sha256"](body, "k") == hmac.new(b"k", body.encode(), hashlib.sha256).hexdigest()
