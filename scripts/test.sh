@@ -46,7 +46,7 @@ stage "ansible-test units (ansible-core 2.19, Python 3.11)" "$out/ansible-test-u
   scripts/ansible_test.sh .venv 3.11 units "$out/ansible-test-units"
 stage "ansible-lint (production profile)" "" "$venv/ansible-lint" --profile production --strict
 stage "collection build and install" "" scripts/collection_roundtrip.sh
-stage "molecule scenarios (on the lab)" "" scripts/molecule_all.sh
+stage "molecule scenarios (on the lab)" "$out/molecule/molecule.xml" scripts/molecule_all.sh "$out/molecule"
 stage "lab end-to-end (two simulated Sparks)" "$out/pytest-lab.xml" \
   "$venv/pytest" -q tests/integration --junitxml="$out/pytest-lab.xml" -p no:cacheprovider
 

@@ -10,6 +10,8 @@ __metaclass__ = type
 import ipaddress
 import json
 
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._fabric import address_ip
+
 GIB = 1 << 30
 
 
@@ -90,7 +92,7 @@ def fabric_peers(hosts, hostvars, local_interfaces):
         for twin, key in enumerate(("fabric_address", "fabric_twin_address")):
             address = hostvars[host].get(key)
             if address:
-                peers.append({"host": host, "twin": twin, "ip": str(address).split("/", maxsplit=1)[0],
+                peers.append({"host": host, "twin": twin, "ip": address_ip(address),
                               "local_interface": local_interfaces[twin]})
     return peers
 
@@ -100,4 +102,4 @@ class FilterModule(object):
 
     def filters(self):
         return {"disk_checks": disk_checks, "link_problems": link_problems, "link_summary": link_summary,
-                "ipv4_network": ipv4_network, "fabric_peers": fabric_peers}
+                "ipv4_network": ipv4_network, "fabric_peers": fabric_peers, "address_ip": address_ip}

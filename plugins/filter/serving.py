@@ -9,11 +9,10 @@ __metaclass__ = type
 
 import hashlib
 import hmac
-import json
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_bytes
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _serving_plan
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _serving_plan, _serving_state
 
 
 def serving_entry(catalog, key, overrides=None):
@@ -30,30 +29,16 @@ def serving_node(host_vars):
             "available_mib": facts.get("available_mib")}
 
 
-def serving_containers(inspect_json):
-    """`docker inspect <containers>` JSON (text; empty when there are none) -> [{name, state, labels}]."""
-    if not (inspect_json or "").strip():
-        return []
-    return [{"name": (data.get("Name") or "").lstrip("/"), "state": (data.get("State") or {}).get("Status"),
-             "labels": (data.get("Config") or {}).get("Labels") or {}} for data in json.loads(inspect_json)]
+def serving_status(per_host, probe=None):
+    """{host: docker inspect JSON text} and the rank-0 probe -> the cluster's serving state (see _serving_state)."""
+    return _serving_state.status(dict((host, _serving_state.containers(text)) for host, text in per_host.items()),
+                                 probe)
 
 
 def serving_reusable(per_host, plan, config):
-    """True when exactly the planned ranks run, each with this configuration's label (nothing else serving).
-
-    per_host: {host: [containers]} from serving_containers."""
-    expected = dict((host, rank) for rank, host in enumerate(plan.get("hosts") or []))
-    for host, containers in per_host.items():
-        running = [c for c in containers if c["state"] == "running"]
-        if host not in expected:
-            if running:
-                return False
-            continue
-        matching = [c for c in running if c["labels"].get("dgx-spark.config") == config
-                    and c["labels"].get("dgx-spark.rank") == str(expected[host])]
-        if len(matching) != 1 or len(running) != 1:
-            return False
-    return bool(expected) and all(host in per_host for host in expected)
+    """{host: docker inspect JSON text}: True when exactly the planned ranks run with this configuration."""
+    return _serving_state.reusable(dict((host, _serving_state.containers(text)) for host, text in per_host.items()),
+                                   plan, config)
 
 
 def hmac_sha256(body, secret):
@@ -67,5 +52,6 @@ class FilterModule(object):
     def filters(self):
         return {"serving_entry": serving_entry, "serving_plan": _serving_plan.plan,
                 "serving_config_hash": _serving_plan.config_hash, "vllm_rank_argv": _serving_plan.vllm_rank_argv,
-                "serving_node": serving_node, "serving_containers": serving_containers,
+                "hf_download_argv": _serving_plan.hf_download_argv,
+                "serving_node": serving_node, "serving_status": serving_status,
                 "serving_reusable": serving_reusable, "hmac_sha256": hmac_sha256}

@@ -29,6 +29,11 @@ def parse_interface_address(text):
     return iface
 
 
+def address_ip(address):
+    """'10.10.10.1/24' (an inventory fabric address) -> '10.10.10.1'; an address without a prefix stays as it is."""
+    return str(address).split("/", 1)[0]
+
+
 def _read(path):
     try:
         with open(path) as handle:

@@ -10,6 +10,7 @@ __metaclass__ = type
 import json
 
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _tool_output as parse
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._fabric import address_ip
 
 
 def _check(node, twin, name, value, threshold, ok, cause=""):
@@ -30,7 +31,7 @@ def roce_node_checks(node, settings):
     gids = parse.show_gids(node.get("show_gids", ""))
     checks = []
     for index, twin in enumerate(node["twins"]):
-        netdev, rdma_dev, address = twin["interface"], twin["rdma_dev"], twin["address"].split("/")[0]
+        netdev, rdma_dev, address = twin["interface"], twin["rdma_dev"], address_ip(twin["address"])
         link = by_netdev.get(netdev)
         others_up = [l["netdev"] for l in links if l["up"] and l["netdev"] not in [t["interface"] for t in node["twins"]]]
         if link is None:
@@ -144,7 +145,7 @@ def nccl_mpirun_argv(ips, env, binary, options):
     options: {timeout, min_bytes, max_bytes, step_factor, iters, warmup_iters}.
     """
     argv = ["timeout", "--kill-after=10", str(options["timeout"]), "mpirun", "-np", str(len(ips)),
-            "-H", ",".join("%s:1" % ip.split("/")[0] for ip in ips)]
+            "-H", ",".join("%s:1" % address_ip(ip) for ip in ips)]
     for key in sorted(env):
         argv += ["-x", "%s=%s" % (key, env[key])]
     return argv + [binary, "-b", str(options["min_bytes"]), "-e", str(options["max_bytes"]),

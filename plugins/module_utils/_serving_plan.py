@@ -22,6 +22,8 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _validate
+
 GIB = float(1 << 30)
 MIB_PER_GIB = 1024.0
 
@@ -36,18 +38,16 @@ ENGINES = ("vllm", "trtllm")
 
 PATTERNS = {
     "key": (r"^[a-z0-9][a-z0-9._-]{0,63}$", "lowercase letters, digits, '._-', at most 64 characters"),
-    "hf_repo": (r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$",
-                "ORG/NAME of letters, digits and '._-' (a Hugging Face repository id)"),
+    "hf_repo": _validate.PATTERNS["hf_repo"],
     "local_path": (r"^/(?!.*/\.\.(/|$))[A-Za-z0-9._/-]{1,255}$",
                    "an absolute path of letters, digits and '._/-', without '..'"),
-    "image": (r"^[a-z0-9][a-z0-9._-]*(:[0-9]{1,5})?(/[a-z0-9][a-z0-9._-]*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
-              r"(@sha256:[a-f0-9]{64})?$", "[registry[:port]/]name[:tag][@sha256:digest], lowercase name"),
+    "image": _validate.PATTERNS["image"],
     "served_name": (r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$", "letters, digits and '._/-', at most 128 characters"),
     "env_name": (r"^[A-Z_][A-Z0-9_]{0,63}$", "uppercase letters, digits and '_'"),
-    "env_value": (r"^[A-Za-z0-9_.,:/=+@%-]{0,256}$", "letters, digits and '_.,:/=+@%-' (no spaces or quotes)"),
-    "arg_flag": (r"^--[a-z0-9][a-z0-9-]{0,63}(=[A-Za-z0-9_.,:/=+@%-]{1,256})?$",
-                 "--option or --option=value with value of letters, digits and '_.,:/=+@%-'"),
-    "arg_value": (r"^[A-Za-z0-9_.,:/=+@%-]{1,256}$", "letters, digits and '_.,:/=+@%-'"),
+    "env_value": ("^%s{0,256}$" % _validate.SAFE_VALUE, _validate.SAFE_RULE + " (no spaces or quotes)"),
+    "arg_flag": (r"^--[a-z0-9][a-z0-9-]{0,63}(=%s{1,256})?$" % _validate.SAFE_VALUE,
+                 "--option or --option=value with value of " + _validate.SAFE_RULE),
+    "arg_value": ("^%s{1,256}$" % _validate.SAFE_VALUE, _validate.SAFE_RULE),
 }
 # Options the role sets itself from the plan and the inventory; an entry may not override them through extra_args.
 RESERVED_ARGS = ("--host", "--port", "--tensor-parallel-size", "-tp", "--pipeline-parallel-size", "-pp",
@@ -220,13 +220,30 @@ def plan(entry, nodes, defaults=None):
                       % defaults["memory_fraction"]}
 
 
-def config_hash(entry, plan_result, addresses):
-    """A short hash of everything that shapes the running engine; it labels the containers."""
+def config_hash(entry, plan_result, settings):
+    """A short hash of everything that shapes the running engine (entry, plan, the run settings of
+    vllm_rank_argv, addresses included); it labels the containers, so any change means a relaunch."""
     import hashlib
     import json
     blob = json.dumps({"entry": entry, "tp": plan_result["tp"], "hosts": plan_result["hosts"],
-                       "addresses": addresses}, sort_keys=True)
+                       "settings": dict((k, v) for k, v in settings.items() if k != "config")},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+HF_TOKEN_MOUNT = "/run/secrets/hf_token"
+
+
+def hf_download_argv(entry, settings):
+    """`docker run` argv that downloads entry's Hugging Face repository into the head's cache with the engine image's
+    own `hf` CLI. settings: {cache (host dir), endpoint (a Hub mirror, optional), token_file (host path, optional)}.
+    The token goes in as a read-only file (HF_TOKEN_PATH): never in argv, never in the container's environment."""
+    argv = ["docker", "run", "--rm", "--network", "host", "-v", "%s:/root/.cache/huggingface/hub" % settings["cache"]]
+    if settings.get("token_file"):
+        argv += ["-v", "%s:%s:ro" % (settings["token_file"], HF_TOKEN_MOUNT), "-e", "HF_TOKEN_PATH=" + HF_TOKEN_MOUNT]
+    if settings.get("endpoint"):
+        argv += ["-e", "HF_ENDPOINT=" + settings["endpoint"]]
+    return argv + ["-e", "HF_HUB_DISABLE_PROGRESS_BARS=1", entry["image"], "hf", "download", entry["hf_repo"]]
 
 
 def vllm_rank_argv(entry, key, rank, settings):
@@ -244,7 +261,8 @@ def vllm_rank_argv(entry, key, rank, settings):
     argv = ["docker", "run", "-d", "--name", "dgx-spark-serve-%s-r%d" % (key, rank),
             "--label", "dgx-spark.role=serving", "--label", "dgx-spark.model=%s" % key,
             "--label", "dgx-spark.config=%s" % settings["config"], "--label", "dgx-spark.rank=%d" % rank,
-            "--network", "host"]
+            "--label", "dgx-spark.ranks=%d" % tp, "--label", "dgx-spark.port=%d" % entry["port"],
+            "--label", "dgx-spark.served-name=%s" % entry["served_name"], "--network", "host"]
     for limit in settings["ulimits"]:
         argv += ["--ulimit", limit]
     argv += ["--ipc", "host"] if settings["ipc_host"] else ["--shm-size", settings["shm_size"] or "16g"]

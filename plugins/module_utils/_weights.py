@@ -16,8 +16,6 @@ __metaclass__ = type
 import os
 import re
 
-HF_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-
 
 class LayoutError(ValueError):
     """The weights are not complete on the source: the message lists what is missing."""

@@ -235,8 +235,8 @@ class FabricIP:
 
     # ---------------------------------------------------------------- running state
     def ip_json(self, argv, what):
-        out = self.runner.check([self.ip, "-j"] + argv, what)
-        return out
+        """`ip -j <argv>` output (JSON text); fails naming what was being done."""
+        return self.runner.check([self.ip, "-j"] + argv, what)
 
     def link_state(self, interface):
         rc, out, err = self.runner.run([self.ip, "-j", "link", "show", "dev", interface])
@@ -285,7 +285,7 @@ class FabricIP:
                 changed = True
                 if not self.module.check_mode:
                     os.chmod(path, 0o600)
-        return changed, diff, before
+        return changed, diff
 
     def write_netplan(self, path, content):
         directory = os.path.dirname(path)
@@ -383,7 +383,7 @@ class FabricIP:
         persisted, diff = False, None
         if method == "netplan":
             content = _fabric.render_netplan(interface, [wanted], params["mtu"]) if present else None
-            persisted, diff, _before = self.netplan(interface, path, content)
+            persisted, diff = self.netplan(interface, path, content)
         elif method == "networkmanager":
             persisted, diff = self.networkmanager(nmcli, interface, [wanted] if present else [], params["mtu"],
                                                   present)

@@ -126,18 +126,10 @@ transport:
 """
 
 import json
-import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _image_stream
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _image_stream, _validate
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
-
-IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._-]*(:[0-9]{1,5})?(/[a-z0-9][a-z0-9._-]*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
-                       r"(@sha256:[a-f0-9]{64})?$|^sha256:[a-f0-9]{64}$")
-HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$")
-DOCKER = re.compile(r"^[A-Za-z0-9_./-]{1,255}$")
-USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
 
 
 def image_identity(inspect_json):
@@ -160,14 +152,13 @@ class ImageCopy:
 
     def validate(self):
         params = self.params
-        checks = [("image", params["image"], IMAGE_REF, "[registry[:port]/]name[:tag][@sha256:digest]"),
-                  ("source_host", params["source_host"], HOST, "an IP address or host name"),
-                  ("source_user", params["source_user"] or "root", USER, "a user name"),
-                  ("listen_address", params["listen_address"] or "0.0.0.0", HOST, "an IP address"),
-                  ("docker", params["docker"], DOCKER, "a command name or absolute path")]
-        for name, value, pattern, rule in checks:
-            if not pattern.match(value):
-                self.module.fail_json(msg="%s %r is not allowed: must be %s" % (name, value, rule))
+        found = _validate.first_problem([
+            ("image", params["image"], "image_or_id"), ("source_host", params["source_host"], "host"),
+            ("source_user", params["source_user"] or "root", "user"),
+            ("listen_address", params["listen_address"] or "0.0.0.0", "host"),
+            ("docker", params["docker"], "command")])
+        if found:
+            self.module.fail_json(msg=found)
         if not 0 <= params["port"] <= 65535 or params["timeout"] < 10:
             self.module.fail_json(msg="port must be 0..65535 and timeout at least 10 s")
 
@@ -175,7 +166,7 @@ class ImageCopy:
         target = self.params["source_host"]
         if self.params["source_user"]:
             target = "%s@%s" % (self.params["source_user"], target)
-        return [self.runner.which("ssh", "install openssh-client")] + SSH_OPTIONS + [target] + list(remote)
+        return [self.runner.which("ssh", "install openssh-client")] + _validate.SSH_OPTIONS + [target] + list(remote)
 
     def local_identity(self):
         docker = self.runner.which(self.params["docker"], "install docker")

@@ -98,18 +98,14 @@ paths:
 
 import json
 import os
-import re
 import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _weights
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _validate, _weights
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
 
-PATH = re.compile(r"^/(?!.*/\.\.(/|$))[A-Za-z0-9._/@+-]{0,1023}$")
-HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$")
-USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-SSH_COMMAND = "ssh -o BatchMode=yes -o ConnectTimeout=10"  # rsync -e takes one string; it holds no input
+SSH_COMMAND = " ".join(["ssh"] + _validate.SSH_OPTIONS)  # rsync -e takes one string; it holds no input
 
 
 def main():
@@ -127,14 +123,11 @@ def main():
     params = module.params
     runner = CommandRunner(module)
     dest_path = params["dest_path"] or params["path"]
-    for name, value, pattern, rule in (
-            ("path", params["path"], PATH, "an absolute path of letters, digits and '._/@+-', without '..'"),
-            ("dest_path", dest_path, PATH, "an absolute path of letters, digits and '._/@+-', without '..'"),
-            ("dest_host", params["dest_host"], HOST, "an IP address or host name"),
-            ("dest_user", params["dest_user"] or "root", USER, "a user name"),
-            ("hf_repo", params["hf_repo"] or "org/name", _weights.HF_REPO, "org/name")):
-        if not pattern.match(value):
-            module.fail_json(msg="%s %r is not allowed: must be %s" % (name, value, rule))
+    found = _validate.first_problem([
+        ("path", params["path"], "path"), ("dest_path", dest_path, "path"), ("dest_host", params["dest_host"], "host"),
+        ("dest_user", params["dest_user"] or "root", "user"), ("hf_repo", params["hf_repo"] or "org/name", "hf_repo")])
+    if found:
+        module.fail_json(msg=found)
 
     if params["hf_repo"]:
         root, top, dest_root = params["path"], _weights.repo_folder(params["hf_repo"]), dest_path
@@ -167,8 +160,7 @@ def main():
     if not module.check_mode:
         checker = "%s\nimport json\nprint(json.dumps(check_files(%r, json.loads(%r))))\n" % (
             _weights_source(), dest_root, json.dumps(files))
-        argv = [runner.which("ssh", "install openssh-client"), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-                target, "python3", "-"]
+        argv = [runner.which("ssh", "install openssh-client")] + _validate.SSH_OPTIONS + [target, "python3", "-"]
         rc, out, err = runner.run(argv, data=checker, binary_data=True, timeout=600)
         if rc != 0:
             runner.fail("checking the weights on %s failed" % target, argv, rc, out, err)

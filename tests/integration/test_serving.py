@@ -3,15 +3,18 @@ worker rank, hostile input, stop."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import http.server
 import json
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
-from labkit import lab, playbook, recap, rejected_before_connecting, ssh
+from labkit import ROOT, lab, playbook, recap, rejected_before_connecting, ssh
 
 COMPLETION = ("curl -sf --max-time 120 http://127.0.0.1:8000/v1/completions -H 'Content-Type: application/json' "
               "-d '{\"model\": \"tiny-llama\", \"prompt\": \"The DGX Spark\", \"max_tokens\": 8, \"temperature\": 0}'")
@@ -130,12 +133,86 @@ def test_swap_to_tensor_parallel_over_both_nodes_gives_the_same_greedy_text():
     assert completion_text() == TEXTS["solo"]
 
 
-def test_a_dead_worker_rank_is_seen_and_the_cluster_relaunched():
-    ssh("spark-ba63", "docker rm -f dgx-spark-serve-lab-tiny-llama-tp2-r1 >/dev/null")
+def test_status_of_a_healthy_cluster_names_every_rank():
+    out = playbook("model_status.yml")
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "lab-tiny-llama-tp2 (config " in out.stdout and "served as tiny-llama on port 8000): healthy" in out.stdout
+    assert "rank 0 on spark-2959: dgx-spark-serve-lab-tiny-llama-tp2-r0 running" in out.stdout
+    assert "rank 1 on spark-ba63: dgx-spark-serve-lab-tiny-llama-tp2-r1 running" in out.stdout
+
+
+def test_a_killed_worker_is_seen_by_status_and_the_next_launch_relaunches():
+    ssh("spark-ba63", "docker kill dgx-spark-serve-lab-tiny-llama-tp2-r1 >/dev/null")
+    # measured: the head's API keeps answering /health after its peer died, so /health alone is not health
+    assert ssh("spark-2959", "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/health").stdout == "200"
+    status = playbook("model_status.yml")
+    assert status.returncode != 0
+    assert "rank 1 on spark-ba63 is down: container dgx-spark-serve-lab-tiny-llama-tp2-r1 exited (exit code 137)" \
+        in status.stdout
     out = playbook("launch_model.yml", "-e", "model=lab-tiny-llama-tp2")
     assert out.returncode == 0, out.stdout[-4000:]
     assert "already serving" not in out.stdout
     assert len(serving("spark-ba63")) == 1 and completion_text() == TEXTS["solo"]
+
+
+def test_a_worker_engine_that_never_starts_fails_in_bounded_time_leaving_nothing():
+    # every rank-1 container on the worker is killed as soon as it appears, until the marker file goes
+    ssh("spark-ba63", "touch /tmp/kill-rank1; nohup sh -c 'while [ -e /tmp/kill-rank1 ]; do docker ps -q --filter "
+                      "name=-r1 | xargs -r docker kill >/dev/null 2>&1; sleep 0.3; done' >/dev/null 2>&1 &")
+    try:
+        start = time.monotonic()
+        out = playbook("launch_model.yml", "-e", "model=lab-tiny-llama-tp2", "-e", "model_serving_distributed_timeout=40")
+        took = time.monotonic() - start
+    finally:
+        ssh("spark-ba63", "rm -f /tmp/kill-rank1")
+    assert out.returncode != 0 and took < 240, (took, out.stdout[-3000:])
+    assert "did not become ready on spark-2959 (rank 0)" in out.stdout, out.stdout[-4000:]
+    assert "rank 1 on spark-ba63 is down: container dgx-spark-serve-lab-tiny-llama-tp2-r1 exited (exit code 137)" \
+        in out.stdout
+    assert serving("spark-2959") == [] and serving("spark-ba63") == []
+    assert ssh("spark-2959", "docker ps -aq --filter label=dgx-spark.role=serving").stdout == ""
+    assert ssh("spark-2959", "sudo test -e /var/lib/dgx-spark/serving.lock", check=False).returncode != 0
+
+
+@pytest.fixture
+def hub(tmp_path):
+    """The lab's Hugging Face Hub double on the management network, serving the tiny model as lab-org/tiny-llama
+    to a client that presents the token; the head's cache entry removed first."""
+    repo = tmp_path / "repos" / "lab-org" / "tiny-llama"
+    repo.mkdir(parents=True)
+    encoded = ssh("spark-2959", "tar -C /home/spark/models/tiny-llama -c . | base64 -w0").stdout
+    subprocess.run(["tar", "-x", "-C", str(repo)], input=base64.b64decode(encoded), check=True)
+    (tmp_path / "token").write_text(HF_TOKEN)
+    log = tmp_path / "requests.jsonl"
+    server = subprocess.Popen([sys.executable, str(ROOT / "lab" / "hf_hub_double.py"), "--root", str(tmp_path / "repos"),
+                               "--bind", "10.59.63.1", "--token-file", str(tmp_path / "token"), "--log", str(log)],
+                              stdout=subprocess.PIPE, text=True)
+    port = server.stdout.readline().strip()
+    ssh("spark-2959", "sudo rm -rf /var/lib/dgx-spark/hf-cache/models--lab-org--tiny-llama")
+    yield "http://10.59.63.1:%s" % port, log
+    server.kill()
+
+
+HF_TOKEN = "hf_labSecretToken0123456789"
+
+
+def test_a_hugging_face_model_is_downloaded_once_on_the_head_with_a_token_that_never_shows(hub):
+    endpoint, log = hub
+    args = ("launch_model.yml", "-e", "model=lab-hf-tiny-llama", "-e", "model_serving_hf_endpoint=" + endpoint)
+    wrong = playbook(*args, env={"HF_TOKEN": "hf_notTheRightOne"})
+    assert wrong.returncode != 0
+    assert "downloading lab-org/tiny-llama on spark-2959 failed" in wrong.stdout, wrong.stdout[-3000:]
+    assert serving("spark-2959") == [] and "hf_notTheRightOne" not in wrong.stdout + wrong.stderr
+    out = playbook(*args, "-v", env={"HF_TOKEN": HF_TOKEN})
+    assert out.returncode == 0, out.stdout[-4000:]
+    assert HF_TOKEN not in out.stdout + out.stderr
+    requests = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any(r["authorized"] and r["path"].endswith("/model.safetensors") for r in requests)
+    assert ssh("spark-2959", "ls /tmp/*.hf-token 2>/dev/null; ls ~/.ansible/tmp/*.hf-token 2>/dev/null", check=False).stdout == ""
+    assert completion_text() == TEXTS["solo"]  # the same weights, downloaded
+    again = playbook(*args, env={"HF_TOKEN": HF_TOKEN})
+    assert again.returncode == 0 and "already serving (nothing restarted)" in again.stdout
+    assert len([json.loads(line) for line in log.read_text().splitlines()]) == len(requests)  # not downloaded again
 
 
 def test_hostile_model_id_fails_on_validation_before_any_connection():
@@ -155,3 +232,5 @@ def test_stop_is_idempotent():
     assert first.returncode == 0 and serving("spark-2959") == [] and serving("spark-ba63") == []
     again = playbook("stop_model.yml")
     assert all(c["changed"] == 0 for c in recap(again.stdout).values())
+    status = playbook("model_status.yml")
+    assert status.returncode == 0 and "nothing serves: no serving container on any node" in status.stdout

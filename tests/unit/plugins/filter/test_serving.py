@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from ansible.errors import AnsibleFilterError
@@ -144,6 +142,9 @@ def test_worker_rank_argv_follows_the_two_spark_recipe():
     assert pairs["--nnodes"] == "2" and pairs["--node-rank"] == "1" and pairs["--master-addr"] == "10.10.10.1"
     assert pairs["--distributed-timeout-seconds"] == "300" and argv[-1] == "--headless"
     assert "--port" not in argv and "dgx-spark.config=abc123" in argv
+    labels = [argv[i + 1] for i, a in enumerate(argv) if a == "--label"]
+    for expected in ("dgx-spark.rank=1", "dgx-spark.ranks=2", "dgx-spark.port=8000", "dgx-spark.served-name=m"):
+        assert expected in labels, expected
 
 
 def test_head_rank_serves_the_api_and_a_solo_rank_has_no_multinode_flags():
@@ -155,32 +156,25 @@ def test_head_rank_serves_the_api_and_a_solo_rank_has_no_multinode_flags():
     assert solo[solo.index("--tensor-parallel-size") + 1] == "1"
 
 
-def test_reuse_only_when_exactly_the_planned_ranks_run_this_configuration():
-    def inspected(name, state, config, rank):  # the fields of `docker inspect` the filter reads
-        return json.dumps([{"Name": "/" + name, "State": {"Status": state, "Running": state == "running"},
-                            "Config": {"Labels": {"dgx-spark.role": "serving", "dgx-spark.config": config,
-                                                  "dgx-spark.rank": str(rank)}}}])
-    head = FILTERS["serving_containers"](inspected("h", "running", "abc", 0))
-    worker = FILTERS["serving_containers"](inspected("w", "running", "abc", 1))
-    assert head == [{"name": "h", "state": "running", "labels": {
-        "dgx-spark.role": "serving", "dgx-spark.config": "abc", "dgx-spark.rank": "0"}}]
-    assert FILTERS["serving_containers"]("") == []
-    plan2 = {"hosts": ["spark-2959", "spark-ba63"]}
-    assert FILTERS["serving_reusable"]({"spark-2959": head, "spark-ba63": worker}, plan2, "abc") is True
-    assert FILTERS["serving_reusable"]({"spark-2959": head, "spark-ba63": worker}, plan2, "other") is False
-    dead = FILTERS["serving_containers"](inspected("w", "exited", "abc", 1))
-    assert FILTERS["serving_reusable"]({"spark-2959": head, "spark-ba63": dead}, plan2, "abc") is False
-    plan1 = {"hosts": ["spark-2959"]}
-    assert FILTERS["serving_reusable"]({"spark-2959": head, "spark-ba63": []}, plan1, "abc") is True
-    assert FILTERS["serving_reusable"]({"spark-2959": head, "spark-ba63": worker}, plan1, "abc") is False
+def test_download_argv_carries_the_token_as_a_mounted_file_only():
+    argv = FILTERS["hf_download_argv"](entry(params_b=8), {"cache": "/var/lib/dgx-spark/hf-cache",
+                                                           "endpoint": "http://mirror:8080",
+                                                           "token_file": "/tmp/ansible.x.hf-token"})
+    assert argv[:3] == ["docker", "run", "--rm"] and argv[-3:] == ["hf", "download", "org/model"]
+    assert "/tmp/ansible.x.hf-token:/run/secrets/hf_token:ro" in argv and "HF_TOKEN_PATH=/run/secrets/hf_token" in argv
+    assert "HF_ENDPOINT=http://mirror:8080" in argv and not [a for a in argv if a.startswith("HF_TOKEN=")]
+    anonymous = FILTERS["hf_download_argv"](entry(params_b=8), {"cache": "/c", "endpoint": "", "token_file": ""})
+    assert not [a for a in anonymous if "HF_TOKEN" in a or "HF_ENDPOINT" in a]
 
 
 def test_config_hash_changes_with_the_configuration():
     one = entry(params_b=8)
     plan_result = {"tp": 1, "hosts": ["spark-2959"]}
-    first = FILTERS["serving_config_hash"](one, plan_result, ["10.10.10.1"])
-    assert first == FILTERS["serving_config_hash"](dict(one), plan_result, ["10.10.10.1"]) and len(first) == 16
-    assert first != FILTERS["serving_config_hash"](dict(one, port=8001), plan_result, ["10.10.10.1"])
+    first = FILTERS["serving_config_hash"](one, plan_result, RUN)
+    assert first == FILTERS["serving_config_hash"](dict(one), plan_result, dict(RUN, config="label")) and len(first) == 16
+    assert first != FILTERS["serving_config_hash"](dict(one, port=8001), plan_result, RUN)
+    assert first != FILTERS["serving_config_hash"](one, plan_result, dict(RUN, distributed_timeout=40))
+    assert first != FILTERS["serving_config_hash"](one, plan_result, dict(RUN, addresses=["10.10.10.9"]))
 
 
 def test_webhook_signature_is_the_hmac_of_the_exact_body():

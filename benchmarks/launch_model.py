@@ -1,0 +1,89 @@
+"""launch_model.yml on the lab: cold launch, relaunch of the same model, and the engine's own start time.
+
+Needs the lab up with the fabric role applied and the engine loaded (`lab/lab.sh engine`); the image and weights
+are already on the nodes after a first launch (the copies are measured by the image and weight benchmarks).
+For each catalog model (solo and TP=2 by default) it prints:
+  cold launch     nothing serving -> launch_model.yml returns (a real completion answered)
+  relaunch        the same model again (nothing restarted)
+  engine start    the same containers started by hand with the role's argv -> /v1/models answers
+with the ratios the serving issue targets: relaunch <= 5% of cold, launch overhead over the engine <= 10 s.
+Printed, never asserted.  Usage: .venv/bin/python benchmarks/launch_model.py [--model lab-tiny-llama ...]
+"""
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(ROOT / ".collections"))
+from labkit import playbook, ssh  # noqa: E402
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _serving_plan  # noqa: E402
+
+HOSTS = ["spark-2959", "spark-ba63"]
+ADDRESSES = ["10.10.10.1", "10.10.10.2"]
+
+
+def run_playbook(*args):
+    start = time.monotonic()
+    out = playbook(*args, timeout=1800)
+    if out.returncode != 0:
+        raise RuntimeError("%s failed:\n%s" % (" ".join(args), out.stdout[-3000:]))
+    return time.monotonic() - start
+
+
+def lab_settings():
+    """The lab inventory's serving variables, as the role passes them to vllm_rank_argv."""
+    sparks = yaml.safe_load((ROOT / "inventory" / "lab.yml").read_text())["all"]["children"]["sparks"]["vars"]
+    return sparks, {"addresses": ADDRESSES, "config": "benchmark", "fabric_interface": "enp1s0f1np1",
+                    "rdma_devices": [], "gpus": sparks["model_serving_gpus"],
+                    "ipc_host": sparks["model_serving_ipc_host"], "shm_size": sparks["model_serving_shm_size"],
+                    "devices": sparks["model_serving_devices"], "ulimits": sparks["model_serving_ulimits"],
+                    "master_port": 29501, "distributed_timeout": sparks["model_serving_distributed_timeout"],
+                    "model_source": "/var/lib/dgx-spark/hf-cache"}
+
+
+def engine_start(key):
+    """Seconds from `docker run` of every rank (workers first, as the role does) to /v1/models answering."""
+    sparks, settings = lab_settings()
+    entry = _serving_plan.validate_entry(key, sparks["model_serving_catalog"][key])
+    tp = entry["tp"] if entry["tp"] != "auto" else 1
+    settings["tp"] = tp
+    start = time.monotonic()
+    for rank in reversed(range(tp)):
+        ssh(HOSTS[rank], shlex.join(_serving_plan.vllm_rank_argv(entry, key, rank, settings)) + " >/dev/null")
+    probe = "curl -sf -o /dev/null http://127.0.0.1:%d/v1/models" % entry["port"]
+    while ssh(HOSTS[0], probe, check=False).returncode != 0:
+        if time.monotonic() - start > 600:
+            raise RuntimeError("the engine did not answer within 600 s")
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", help="catalog key (repeatable)")
+    args = parser.parse_args()
+    figures = {}
+    for key in args.model or ["lab-tiny-llama", "lab-tiny-llama-tp2"]:
+        run_playbook("stop_model.yml")
+        engine = engine_start(key)
+        run_playbook("stop_model.yml")
+        cold = run_playbook("launch_model.yml", "-e", "model=" + key)
+        relaunch = run_playbook("launch_model.yml", "-e", "model=" + key)
+        figures[key] = (cold, relaunch, engine)
+    run_playbook("stop_model.yml")
+    header = ("model", "cold s", "relaunch s", "engine start s", "relaunch / cold", "overhead s (cold-engine)")
+    print("\n%-22s %10s %10s %13s %16s %18s" % header)
+    for key, (cold, relaunch, engine) in figures.items():
+        row = (key, cold, relaunch, engine, relaunch / cold, cold - engine)
+        print("%-22s %10.1f %10.1f %13.1f %16.2f %18.1f" % row)
+    print("targets: relaunch / cold <= 0.05; overhead <= 10 s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+# -*- coding: utf-8 -*-
+# Copyright: dgx_spark.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What serves on the Sparks, from the engine containers' labels and state on every node, and whether it is healthy.
+
+Every rank's container is labelled by the role (dgx-spark.role=serving, .model, .config, .rank, .ranks, .port,
+.served-name). "The head's container runs and /health answers 200" is not health: measured in the lab, vLLM's API
+keeps answering /health after its peer rank died. Healthy means every rank's container runs and a real completion
+answers.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+
+def containers(inspect_json):
+    """`docker inspect <containers>` JSON (text; empty when there are none) -> [{name, state, exit_code, labels}]."""
+    if not (inspect_json or "").strip():
+        return []
+    found = []
+    for data in json.loads(inspect_json):
+        state = data.get("State") or {}
+        found.append({"name": (data.get("Name") or "").lstrip("/"), "state": state.get("Status"),
+                      "exit_code": state.get("ExitCode"), "labels": (data.get("Config") or {}).get("Labels") or {}})
+    return found
+
+
+def reusable(per_host, plan, config):
+    """True when exactly the planned ranks run, each with this configuration's label (nothing else serving).
+
+    per_host: {host: [containers]} from containers()."""
+    expected = dict((host, rank) for rank, host in enumerate(plan.get("hosts") or []))
+    for host, found in per_host.items():
+        running = [c for c in found if c["state"] == "running"]
+        if host not in expected:
+            if running:
+                return False
+            continue
+        matching = [c for c in running if c["labels"].get("dgx-spark.config") == config
+                    and c["labels"].get("dgx-spark.rank") == str(expected[host])]
+        if len(matching) != 1 or len(running) != 1:
+            return False
+    return bool(expected) and all(host in per_host for host in expected)
+
+
+def _int_label(labels, name, default):
+    try:
+        return int(labels.get(name, default))
+    except (TypeError, ValueError):
+        return default
+
+
+def status(per_host, probe=None):
+    """The cluster's serving state.
+
+    per_host: {host: [containers]}; probe: {host, health, completion, error} from the node that holds rank 0
+    (HTTP statuses; None when it did not answer). Returns {state: healthy|broken|stopped, model, config,
+    served_name, port, ranks: [{rank, host, name, state, exit_code}], problems: [str], report: [lines]}.
+    """
+    probe = probe or {}
+    placed = [dict(c, host=host) for host in sorted(per_host) for c in per_host[host]]
+    if not placed:
+        return {"state": "stopped", "model": None, "config": None, "served_name": None, "port": None, "ranks": [],
+                "problems": [], "report": ["nothing serves: no serving container on any node"]}
+    problems = []
+    configs = sorted(set(c["labels"].get("dgx-spark.config", "?") for c in placed))
+    if len(configs) > 1:
+        problems.append("containers of %d configurations are present (%s): a launch was interrupted"
+                        % (len(configs), ", ".join("%s on %s" % (c["name"], c["host"]) for c in placed)))
+    first = dict(placed[0]["labels"])
+    expected = max(_int_label(c["labels"], "dgx-spark.ranks", 1) for c in placed)
+    ranks = []
+    for rank in range(expected):
+        holders = [c for c in placed if _int_label(c["labels"], "dgx-spark.rank", -1) == rank]
+        if not holders:
+            ranks.append({"rank": rank, "host": None, "name": None, "state": "absent", "exit_code": None})
+            problems.append("rank %d: no container on any node" % rank)
+            continue
+        for holder in holders:
+            ranks.append({"rank": rank, "host": holder["host"], "name": holder["name"], "state": holder["state"],
+                          "exit_code": holder["exit_code"]})
+            if holder["state"] != "running":
+                problems.append("rank %d on %s is down: container %s %s (exit code %s)"
+                                % (rank, holder["host"], holder["name"], holder["state"], holder["exit_code"]))
+    if not problems:
+        head = ranks[0]["host"]
+        if probe.get("health") != 200:
+            problems.append("rank 0 on %s: /health answered %s" % (head, probe.get("health") or "nothing"))
+        elif probe.get("completion") != 200:
+            problems.append("every rank's container runs and /health answers on %s, but a real completion failed "
+                            "(%s): a rank's engine is stuck or the fabric between the ranks is down"
+                            % (head, probe.get("error") or "HTTP %s" % probe.get("completion")))
+    result = {"state": "broken" if problems else "healthy", "model": first.get("dgx-spark.model"),
+              "config": configs[0] if len(configs) == 1 else None, "served_name": first.get("dgx-spark.served-name"),
+              "port": _int_label(first, "dgx-spark.port", None), "ranks": ranks, "problems": problems}
+    result["report"] = (["%(model)s (config %(config)s, served as %(served_name)s on port %(port)s): %(state)s" % result]
+                        + ["rank %(rank)d on %(host)s: %(name)s %(state)s" % rank for rank in ranks] + problems)
+    return result

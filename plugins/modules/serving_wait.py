@@ -1,0 +1,156 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: dgx_spark.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: serving_wait
+short_description: Wait until an engine container answers its health URL, failing at once when the container dies
+version_added: 0.1.0
+description:
+  - Polls O(url) and the state of O(container) (C(docker inspect)) every O(interval) seconds until the URL answers
+    HTTP 200, the container stops running, or O(timeout) seconds pass.
+  - A container that exits while waiting fails the task at once with its exit code and its last log lines, instead
+    of waiting out the deadline. With vLLM multi-node this is how a rank that never joins ends the wait - the head
+    gives up after its C(--distributed-timeout-seconds) and exits.
+  - Reads only; it changes nothing and behaves the same in check mode.
+author:
+  - DGX Spark cluster maintainers (@dgx-spark-cluster)
+options:
+  container:
+    description: Name of the engine's container on this node.
+    type: str
+    required: true
+  url:
+    description: The health URL (HTTP 200 means ready), for example V(http://127.0.0.1:8000/health).
+    type: str
+    required: true
+  timeout:
+    description: Seconds to wait in all.
+    type: int
+    default: 900
+  interval:
+    description: Seconds between two polls.
+    type: int
+    default: 2
+  log_lines:
+    description: How many of the container's last log lines a failure carries.
+    type: int
+    default: 25
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: It only reads, so it waits in check mode too.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Wait for vLLM's API on the head
+  dgx_spark.cluster.serving_wait:
+    container: dgx-spark-serve-gpt-oss-120b-r0
+    url: http://127.0.0.1:8000/health
+    timeout: 900
+"""
+
+RETURN = r"""
+elapsed:
+  description: Seconds waited.
+  returned: always
+  type: float
+state:
+  description: The container's last seen state (running, exited, absent, ...).
+  returned: always
+  type: str
+exit_code:
+  description: The container's exit code when it stopped.
+  returned: when the container stopped
+  type: int
+status:
+  description: The last HTTP status of O(url) (null when it did not answer).
+  returned: always
+  type: int
+log_tail:
+  description: The container's last log lines.
+  returned: on failure
+  type: list
+  elements: str
+"""
+
+import json
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import open_url
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _validate
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
+
+
+def container_state(runner, docker, name):
+    """(state, exit code) of a container; ('absent', None) when docker does not know it."""
+    rc, stdout, stderr = runner.run([docker, "inspect", name])
+    if rc != 0:
+        return "absent", None
+    state = json.loads(stdout)[0].get("State") or {}
+    return state.get("Status") or "unknown", state.get("ExitCode")
+
+
+def http_status(url):
+    try:
+        return open_url(url, timeout=5, validate_certs=False).getcode()
+    except Exception as exc:  # refused, reset, timed out, HTTP errors: not ready yet
+        return getattr(exc, "code", None)
+
+
+def log_tail(runner, docker, name, lines):
+    rc, stdout, stderr = runner.run([docker, "logs", "--tail", str(lines), name])
+    return (stdout + stderr).splitlines()[-lines:]
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            container=dict(type="str", required=True),
+            url=dict(type="str", required=True),
+            timeout=dict(type="int", default=900),
+            interval=dict(type="int", default=2),
+            log_lines=dict(type="int", default=25),
+        ),
+        supports_check_mode=True,
+    )
+    name, url = module.params["container"], module.params["url"]
+    found = _validate.first_problem([("container", name, "container"), ("url", url, "url")])
+    if found:
+        module.fail_json(msg=found)
+    runner = CommandRunner(module)
+    docker = runner.which("docker", "install Docker (the engine runs in a container)")
+    start = time.monotonic()
+    deadline = start + module.params["timeout"]
+    while True:
+        state, exit_code = container_state(runner, docker, name)
+        status = None if state != "running" else http_status(url)
+        elapsed = round(time.monotonic() - start, 1)
+        if status == 200:
+            module.exit_json(changed=False, elapsed=elapsed, state=state, status=status)
+        if state != "running":
+            tail = log_tail(runner, docker, name, module.params["log_lines"]) if state != "absent" else []
+            module.fail_json(msg="container %s is %s (exit code %s) after %.0f s, before %s answered: %s"
+                             % (name, state, exit_code, elapsed, url, " | ".join(tail[-8:]) or "no log"),
+                             elapsed=elapsed, state=state, exit_code=exit_code, status=None, log_tail=tail)
+        if time.monotonic() >= deadline:
+            tail = log_tail(runner, docker, name, module.params["log_lines"])
+            module.fail_json(msg="%s did not answer 200 within %d s (last status %s); container %s still runs: %s"
+                             % (url, module.params["timeout"], status, name, " | ".join(tail[-8:]) or "no log"),
+                             elapsed=elapsed, state=state, status=status, log_tail=tail)
+        time.sleep(max(1, module.params["interval"]))
+
+
+if __name__ == "__main__":
+    main()
