@@ -246,11 +246,20 @@ def hf_download_argv(entry, settings):
     return argv + ["-e", "HF_HUB_DISABLE_PROGRESS_BARS=1", entry["image"], "hf", "download", entry["hf_repo"]]
 
 
-def vllm_rank_argv(entry, key, rank, settings):
-    """`docker run` argv for one vLLM rank (rank 0 serves the API; other ranks run --headless).
+# Rank 0 with Ray (vLLM's run_cluster.sh layout): the Ray head, then vLLM as the container's main process, so the
+# container ends when vLLM does. Constant text: the addresses and vLLM's arguments arrive as positional parameters.
+RAY_HEAD_SCRIPT = 'ray start --head --node-ip-address="$1" --port="$2" --disable-usage-stats && shift 2 && exec vllm serve "$@"'
 
+
+def vllm_rank_argv(entry, key, rank, settings):
+    """`docker run` argv for one vLLM rank (rank 0 serves the API).
+
+    Native multi-node (backend native, the default): every rank runs `vllm serve --nnodes N --node-rank R`, the
+    other ranks --headless, started before rank 0. Ray (backend ray): rank 0 runs the Ray head and `vllm serve
+    --distributed-executor-backend ray`; the other ranks run `ray start --block --address <head>` after it.
     settings: {tp, addresses (fabric IPs, rank order), config, fabric_interface, rdma_devices, gpus, ipc_host,
-    shm_size, devices, ulimits, master_port, distributed_timeout, model_source (host path or HF cache dir)}.
+    shm_size, devices, ulimits, master_port, distributed_timeout, model_source (host path or HF cache dir),
+    backend (native|ray), ray_port}.
     """
     tp, addresses = settings["tp"], settings["addresses"]
     iface = settings["fabric_interface"]
@@ -278,13 +287,21 @@ def vllm_rank_argv(entry, key, rank, settings):
     else:
         argv += ["-v", "%s:/root/.cache/huggingface/hub" % settings["model_source"], "-e", "HF_HUB_OFFLINE=1"]
         model = entry["hf_repo"]
-    argv += [entry["image"], "vllm", "serve", model, "--served-model-name", entry["served_name"],
-             "--tensor-parallel-size", str(tp), "--max-model-len", str(entry["max_model_len"]),
-             "--dtype", entry["dtype"]]
+    serve = [model, "--served-model-name", entry["served_name"], "--tensor-parallel-size", str(tp),
+             "--max-model-len", str(entry["max_model_len"]), "--dtype", entry["dtype"]]
     # quantization is for the plan: vLLM reads the method from the checkpoint's config
+    api = ["--host", "0.0.0.0", "--port", str(entry["port"])]
+    if tp > 1 and settings.get("backend") == "ray":
+        ray_address = "%s:%d" % (addresses[0], settings["ray_port"])
+        if rank > 0:
+            return argv + [entry["image"], "ray", "start", "--block", "--address", ray_address,
+                           "--node-ip-address", addresses[rank], "--disable-usage-stats"]
+        serve += ["--distributed-executor-backend", "ray"]
+        return argv + [entry["image"], "sh", "-c", RAY_HEAD_SCRIPT, "sh", addresses[0],
+                       str(settings["ray_port"])] + serve + api + list(entry["extra_args"])
     if tp > 1:
-        argv += ["--nnodes", str(tp), "--node-rank", str(rank), "--master-addr", addresses[0],
-                 "--master-port", str(settings["master_port"]), "--distributed-executor-backend", "mp",
-                 "--distributed-timeout-seconds", str(settings["distributed_timeout"])]
-    argv += ["--headless"] if rank > 0 else ["--host", "0.0.0.0", "--port", str(entry["port"])]
-    return argv + list(entry["extra_args"])
+        serve += ["--nnodes", str(tp), "--node-rank", str(rank), "--master-addr", addresses[0],
+                  "--master-port", str(settings["master_port"]), "--distributed-executor-backend", "mp",
+                  "--distributed-timeout-seconds", str(settings["distributed_timeout"])]
+    return argv + [entry["image"], "vllm", "serve"] + serve + (["--headless"] if rank > 0 else api) \
+        + list(entry["extra_args"])

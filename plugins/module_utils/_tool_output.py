@@ -282,3 +282,34 @@ def ray_status(text):
                 prefix = "gpus" if match.group(5) == "GPU" else "cpus"
                 result[prefix + "_used"], result[prefix + "_total"] = used, total
     return result
+
+
+# ------------------------------------------------------------------ TensorRT-LLM (trtllm-build, trtllm-serve)
+_TRTLLM_VERSION = re.compile(r"\[TensorRT-LLM\]\s+TensorRT[- ]LLM version:\s*(\S+)")
+_TRTLLM_ERROR = re.compile(r"\[TRT-LLM\]\s+\[E\]\s+(.*)$")
+_TRTLLM_BACKEND = re.compile(r"\[TRT-LLM\]\s+\[I\]\s+(?:\[llmapi\]\s+)?Using LLM with (\S+) backend")
+_UVICORN = re.compile(r"Uvicorn running on (https?://\S+)")
+
+
+def trtllm_version(text):
+    """The TensorRT-LLM version a tool printed ('[TensorRT-LLM] TensorRT-LLM version: 0.18.0'), or None."""
+    match = _TRTLLM_VERSION.search(text or "")
+    return match.group(1) if match else None
+
+
+def trtllm_errors(text):
+    """The '[TRT-LLM] [E]' messages a TensorRT-LLM tool printed, in order."""
+    return [m.group(1).strip() for m in (_TRTLLM_ERROR.search(line) for line in (text or "").splitlines()) if m]
+
+
+def trtllm_serve_log(text):
+    """`trtllm-serve` output -> {version, backend, ready, url, errors}.
+
+    ready: the API finished starting ('Application startup complete.' and the 'Uvicorn running on' line);
+    errors: the '[TRT-LLM] [E]' lines (for example 'Failed to initialize executor on rank 0: ...')."""
+    text = text or ""
+    backend = _TRTLLM_BACKEND.search(text)
+    url = _UVICORN.search(text)
+    return {"version": trtllm_version(text), "backend": backend.group(1).lower() if backend else None,
+            "ready": "Application startup complete." in text and url is not None,
+            "url": url.group(1) if url else None, "errors": trtllm_errors(text)}

@@ -17,7 +17,6 @@ __metaclass__ = type
 
 import hashlib
 import json
-import re
 
 EXAMPLES = "/app/tensorrt_llm/examples"
 CONVERTER_PATHS = ("%s/models/core/{family}/convert_checkpoint.py" % EXAMPLES, "%s/{family}/convert_checkpoint.py" % EXAMPLES)
@@ -45,9 +44,6 @@ except metadata.PackageNotFoundError:
 print(json.dumps({"version": version, "trtllm_build": shutil.which("trtllm-build"),
                   "python": sys.executable, "present": [p for p in sys.argv[1:] if os.path.isfile(p)]}))
 """
-
-_VERSION = re.compile(r"\[TensorRT-LLM\]\s+TensorRT[- ]LLM version:\s*(\S+)")
-_ERROR = re.compile(r"\[TRT-LLM\]\s+\[E\]\s+(.*)$")
 
 
 class BuildError(ValueError):
@@ -145,14 +141,3 @@ def reasons_to_build(previous, wanted, present_files):
         if missing:
             found.append("engine files missing: %s" % ", ".join(missing))
     return found
-
-
-def version_in(text):
-    """The TensorRT-LLM version a tool printed ('[TensorRT-LLM] TensorRT-LLM version: 0.18.0'), or None."""
-    match = _VERSION.search(text or "")
-    return match.group(1) if match else None
-
-
-def errors_in(text):
-    """The '[TRT-LLM] [E]' messages a tool printed, in order."""
-    return [match.group(1).strip() for match in (_ERROR.search(line) for line in (text or "").splitlines()) if match]

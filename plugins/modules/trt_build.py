@@ -168,7 +168,7 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _trt_build, _validate
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _tool_output, _trt_build, _validate
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner, tail
 
 RESERVED = ("--checkpoint_dir", "--output_dir", "--workers", "--max_batch_size", "--max_seq_len", "--max_num_tokens",
@@ -292,14 +292,14 @@ class Build:
                 argv, rc, out, err = self.run_step(step, inside, workdir, deadline)
                 log.append("$ %s\n%s%s" % (" ".join(inside), out, err))
                 if rc != 0:
-                    errors = _trt_build.errors_in(out + err)
+                    errors = _tool_output.trtllm_errors(out + err)
                     what = "timed out" if rc == 124 else "failed (rc=%s)" % rc
                     result.update(log_tail=tail(out + err, 30).splitlines(), cmd=argv, rc=rc, stdout=out, stderr=err)
                     self.module.fail_json(msg="TensorRT-LLM %s step %s: %s. The previous engine (if any) is kept in %s."
                                           % (step, what, "; ".join(errors[-3:]) or tail(out + err, 5), engine_dir),
                                           **result)
                 result["tool_versions"]["printed"] = result["tool_versions"].get("printed") or \
-                    _trt_build.version_in(out + err)
+                    _tool_output.trtllm_version(out + err)
             built = os.path.join(workdir, "engine")
             present = sorted(os.listdir(built)) if os.path.isdir(built) else []
             missing = [name for name in _trt_build.rank_files(args) if name not in present]

@@ -155,6 +155,20 @@ def test_a_killed_worker_is_seen_by_status_and_the_next_launch_relaunches():
     assert len(serving("spark-ba63")) == 1 and completion_text() == TEXTS["solo"]
 
 
+def test_a_hung_worker_whose_container_still_runs_is_broken_for_status_and_relaunched():
+    # every process of the worker's engine but the container's main one is frozen: the container runs, the rank
+    # does not answer; only a real completion tells
+    ssh("spark-ba63", "docker exec dgx-spark-serve-lab-tiny-llama-tp2-r1 sh -c 'kill -STOP -1'")
+    status = playbook("model_status.yml", "-e", "model_serving_status_timeout=20")
+    assert status.returncode != 0
+    assert "rank 1 on spark-ba63: dgx-spark-serve-lab-tiny-llama-tp2-r1 running" in status.stdout, status.stdout[-3000:]
+    assert "): broken" in status.stdout and "but a real completion failed" in status.stdout
+    assert "rank 0 on spark-2959: dgx-spark-serve-lab-tiny-llama-tp2-r0 running" in status.stdout
+    out = playbook("launch_model.yml", "-e", "model=lab-tiny-llama-tp2")
+    assert out.returncode == 0, out.stdout[-4000:]
+    assert "already serving" not in out.stdout and completion_text() == TEXTS["solo"]
+
+
 def test_a_worker_engine_that_never_starts_fails_in_bounded_time_leaving_nothing():
     # every rank-1 container on the worker is killed as soon as it appears, until the marker file goes
     ssh("spark-ba63", "touch /tmp/kill-rank1; nohup sh -c 'while [ -e /tmp/kill-rank1 ]; do docker ps -q --filter "

@@ -156,6 +156,23 @@ def test_head_rank_serves_the_api_and_a_solo_rank_has_no_multinode_flags():
     assert solo[solo.index("--tensor-parallel-size") + 1] == "1"
 
 
+def test_ray_backend_follows_run_cluster_head_first_then_workers_joining_it():
+    ray = dict(RUN, backend="ray", ray_port=6379)
+    head = FILTERS["vllm_rank_argv"](entry(params_b=70, tp=2), "m", 0, ray)
+    image = head.index("nvcr.io/nvidia/vllm:25.11-py3")
+    assert head[image + 1:image + 3] == ["sh", "-c"] and head[image + 3].startswith("ray start --head")
+    assert head[image + 4:image + 7] == ["sh", "10.10.10.1", "6379"]
+    serve = head[image + 7:]
+    pairs = dict(zip(serve, serve[1:]))
+    assert serve[0] == "org/model" and pairs["--distributed-executor-backend"] == "ray"
+    assert pairs["--tensor-parallel-size"] == "2" and pairs["--port"] == "8000" and "--nnodes" not in serve
+    worker = FILTERS["vllm_rank_argv"](entry(params_b=70, tp=2), "m", 1, ray)
+    assert worker[worker.index("nvcr.io/nvidia/vllm:25.11-py3"):] == [
+        "nvcr.io/nvidia/vllm:25.11-py3", "ray", "start", "--block", "--address", "10.10.10.1:6379",
+        "--node-ip-address", "10.10.10.2", "--disable-usage-stats"]
+    assert "VLLM_HOST_IP=10.10.10.2" in worker and "dgx-spark.rank=1" in worker
+
+
 def test_download_argv_carries_the_token_as_a_mounted_file_only():
     argv = FILTERS["hf_download_argv"](entry(params_b=8), {"cache": "/var/lib/dgx-spark/hf-cache",
                                                            "endpoint": "http://mirror:8080",

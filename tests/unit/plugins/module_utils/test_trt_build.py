@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _trt_build
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _tool_output, _trt_build
 
 from ansible_collections.dgx_spark.cluster.tests.unit.recorded import fixture_body
 
@@ -79,14 +79,26 @@ def test_every_reason_to_rebuild_is_named(previous, present, reason):
 
 
 def test_the_version_the_real_tools_print():
-    assert _trt_build.version_in(fixture_body("trtllm/trtllm_build_start_lines_trtllm3654.txt")) == "0.18.0"
-    assert _trt_build.version_in(
+    assert _tool_output.trtllm_version(fixture_body("trtllm/trtllm_build_start_lines_trtllm3654.txt")) == "0.18.0"
+    assert _tool_output.trtllm_version(
         fixture_body("trtllm/trtllm_serve_tensorrt_backend_startup_head_spark_trtllm15941.txt")) == "1.3.0rc20"
-    assert _trt_build.version_in(fixture_body("trtllm/trtllm_serve_gptoss120b_startup_to_ready_spark.txt")) == "1.1.0rc3"
-    assert _trt_build.version_in("no version here") is None
+    assert _tool_output.trtllm_version(fixture_body("trtllm/trtllm_serve_gptoss120b_startup_to_ready_spark.txt")) == "1.1.0rc3"
+    assert _tool_output.trtllm_version("no version here") is None
+
+
+def test_trtllm_serve_readiness_and_failure_from_the_real_logs():
+    ready = _tool_output.trtllm_serve_log(fixture_body("trtllm/trtllm_serve_gptoss120b_startup_to_ready_spark.txt"))
+    assert ready == {"version": "1.1.0rc3", "backend": "pytorch", "ready": True, "url": "http://0.0.0.0:8355",
+                     "errors": []}
+    starting = _tool_output.trtllm_serve_log(
+        fixture_body("trtllm/trtllm_serve_tensorrt_backend_startup_head_spark_trtllm15941.txt"))
+    assert (starting["version"], starting["backend"], starting["ready"]) == ("1.3.0rc20", "tensorrt", False)
+    failed = _tool_output.trtllm_serve_log(
+        fixture_body("trtllm/trtllm_serve_error_failed_to_initialize_executor_trtllm6193.txt"))
+    assert not failed["ready"] and failed["errors"][0].startswith("Failed to initialize executor on rank 0")
 
 
 def test_error_lines_of_a_real_failure():
-    errors = _trt_build.errors_in(fixture_body("trtllm/trtllm_serve_error_failed_to_initialize_executor_trtllm6193.txt"))
+    errors = _tool_output.trtllm_errors(fixture_body("trtllm/trtllm_serve_error_failed_to_initialize_executor_trtllm6193.txt"))
     assert errors[0] == "Failed to initialize executor on rank 0: Cannot determine model architecture from config"
-    assert _trt_build.errors_in(fixture_body("trtllm/trtllm_build_start_lines_trtllm3654.txt")) == []
+    assert _tool_output.trtllm_errors(fixture_body("trtllm/trtllm_build_start_lines_trtllm3654.txt")) == []
