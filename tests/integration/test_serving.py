@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from labkit import ROOT, lab, playbook, recap, rejected_before_connecting, ssh
+from labkit import ROOT, ansible_env, lab, playbook, recap, rejected_before_connecting, ssh
 
 COMPLETION = ("curl -sf --max-time 120 http://127.0.0.1:8000/v1/completions -H 'Content-Type: application/json' "
               "-d '{\"model\": \"tiny-llama\", \"prompt\": \"The DGX Spark\", \"max_tokens\": 8, \"temperature\": 0}'")
@@ -139,6 +139,19 @@ def test_status_of_a_healthy_cluster_names_every_rank():
     assert "lab-tiny-llama-tp2 (config " in out.stdout and "served as tiny-llama on port 8000): healthy" in out.stdout
     assert "rank 0 on spark-2959: dgx-spark-serve-lab-tiny-llama-tp2-r0 running" in out.stdout
     assert "rank 1 on spark-ba63: dgx-spark-serve-lab-tiny-llama-tp2-r1 running" in out.stdout
+
+
+def test_status_reaches_python_through_ansible_runner(tmp_path):
+    import ansible_runner
+    run = ansible_runner.run(private_data_dir=str(tmp_path), project_dir=str(ROOT), quiet=True,
+                             playbook=str(ROOT / "playbooks" / "model_status.yml"),
+                             inventory=str(ROOT / "inventory" / "lab.yml"), envvars=ansible_env())
+    assert (run.status, run.rc) == ("successful", 0)
+    [stats] = [event for event in run.events if event["event"] == "playbook_on_stats"]
+    status = stats["event_data"]["artifact_data"]["model_serving_status"]  # set_stats: AWX job artifacts too
+    assert (status["state"], status["model"]) == ("healthy", "lab-tiny-llama-tp2")
+    assert [(rank["rank"], rank["host"], rank["state"]) for rank in status["ranks"]] == [
+        (0, "spark-2959", "running"), (1, "spark-ba63", "running")]
 
 
 def test_a_killed_worker_is_seen_by_status_and_the_next_launch_relaunches():
