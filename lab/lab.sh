@@ -2,7 +2,7 @@
 # The lab: two simulated DGX Sparks (spark-2959 head, spark-ba63 worker) as privileged podman containers
 # with systemd, sshd, sudo, their own dockerd, a management network and the two fabric twins (MTU 9000,
 # real interface names, one subnet each).
-#   lab.sh up | down | status | engine | shell NODE | scenario NODE SCENARIO | ssh-config
+#   lab.sh up | down | status | engine | trtllm | shell NODE | scenario NODE SCENARIO
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -143,28 +143,51 @@ cmd_up() {
   log "up in $((SECONDS - start)) s: ssh -i $ssh_key spark@${mgmt_ip[spark-2959]} (spark-2959), spark@${mgmt_ip[spark-ba63]} (spark-ba63)"
 }
 
+# An image archive (cache) loaded into the head's docker once per lab, tagged under the lab's name.
+load_into_head() {
+  local archive=$1 image=$2 tag=$3 name
+  name=$(container "${nodes[0]}")
+  podman container exists "$name" || die "the lab is not up (lab.sh up)"
+  if ! podman exec "$name" docker image inspect "$image" >/dev/null 2>&1; then
+    log "loading $image into ${nodes[0]}'s docker (once per lab)"
+    podman exec -i "$name" docker load <"$archive" >/dev/null
+  fi
+  podman exec "$name" docker tag "$image" "$tag"
+}
+
 # The serving engine where a real Spark has its image and weights after a pull and a download: on the head only.
 # The model_serving role copies both to the worker (p2p_image_copy, weight_sync) as it would on the real pair.
 engine_tag=dgx-spark-lab/vllm:cpu
 cmd_engine() {
-  local head archive model key name
+  local archive model key name
   podman_env
-  head=${nodes[0]}
-  name=$(container "$head")
-  podman container exists "$name" || die "the lab is not up (lab.sh up)"
+  name=$(container "${nodes[0]}")
   read -r archive model < <("$here/engine/build_engine_image.sh" | paste -sd' ')
   key=$(basename "$archive" .tar); key=${key##*-}
-  if ! podman exec "$name" docker image inspect "localhost/vllm-lab:$key" >/dev/null 2>&1; then
-    log "loading the engine image into $head's docker (once per lab)"
-    podman exec -i "$name" docker load <"$archive" >/dev/null
-  fi
-  podman exec "$name" docker tag "localhost/vllm-lab:$key" "$engine_tag"
+  load_into_head "$archive" "localhost/vllm-lab:$key" "$engine_tag"
   podman exec "$name" test -f /home/spark/models/tiny-llama/config.json || {
     podman exec "$name" mkdir -p /home/spark/models
     podman cp "$model" "$name:/home/spark/models/tiny-llama"
     podman exec "$name" chown -R spark:spark /home/spark/models
   }
-  log "engine $engine_tag and /home/spark/models/tiny-llama ready on $head"
+  log "engine $engine_tag and /home/spark/models/tiny-llama ready on ${nodes[0]}"
+}
+
+# The TensorRT-LLM image double on the head (lab/trtllm): its base from debootstrap, the tool doubles built on it
+# by the head's docker with the recorded trtllm output. Needs the tiny model (lab.sh engine) to serve anything.
+trtllm_tag=dgx-spark-lab/trtllm:double
+cmd_trtllm() {
+  local archive key context
+  podman_env
+  archive=$("$here/trtllm/build_base_image.sh")
+  key=$(basename "$archive" .tar); key=${key##*-}
+  load_into_head "$archive" "localhost/trtllm-lab-base:$key" dgx-spark-lab/trtllm-base
+  context=$(mktemp -d)
+  cp "$here/trtllm/Dockerfile" "$here/trtllm/trtllm_double.py" "$context/"
+  cp -r "$repo/tests/fixtures/trtllm" "$context/recorded"
+  tar -C "$context" -c . | podman exec -i "$(container "${nodes[0]}")" docker build -q -t "$trtllm_tag" - >/dev/null
+  rm -rf "$context"
+  log "TensorRT-LLM double $trtllm_tag ready on ${nodes[0]}"
 }
 
 cmd_down() {
@@ -224,7 +247,8 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   engine) cmd_engine ;;
+  trtllm) cmd_trtllm ;;
   shell) cmd_shell "${2:-}" ;;
   scenario) cmd_scenario "${2:-}" "${3:-}" ;;
-  *) echo "usage: $0 up|down|status|engine|shell NODE|scenario NODE SCENARIO" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|engine|trtllm|shell NODE|scenario NODE SCENARIO" >&2; exit 2 ;;
 esac

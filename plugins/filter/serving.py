@@ -15,9 +15,9 @@ from ansible.module_utils.common.text.converters import to_bytes
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _serving_plan, _serving_state
 
 
-def serving_entry(catalog, key, overrides=None):
+def serving_entry(catalog, key, overrides=None, engine_root=_serving_plan.TRT_ENGINE_ROOT):
     try:
-        return _serving_plan.catalog_entry(catalog, key, overrides)
+        return _serving_plan.catalog_entry(catalog, key, overrides, engine_root)
     except _serving_plan.CatalogError as exc:
         raise AnsibleFilterError(str(exc))
 
@@ -29,16 +29,19 @@ def serving_node(host_vars):
             "available_mib": facts.get("available_mib")}
 
 
-def serving_status(per_host, probe=None):
-    """{host: docker inspect JSON text} and the rank-0 probe -> the cluster's serving state (see _serving_state)."""
-    return _serving_state.status(dict((host, _serving_state.containers(text)) for host, text in per_host.items()),
-                                 probe)
+def _parsed(per_host):
+    return dict((host, _serving_state.containers(text)) for host, text in per_host.items())
+
+
+def serving_status(per_host, probe=None, unreachable=None):
+    """{host: docker inspect JSON text}, the rank-0 probe and the unreachable hosts -> the cluster's serving state
+    (see _serving_state)."""
+    return _serving_state.status(_parsed(per_host), probe, unreachable)
 
 
 def serving_reusable(per_host, plan, config):
     """{host: docker inspect JSON text}: True when exactly the planned ranks run with this configuration."""
-    return _serving_state.reusable(dict((host, _serving_state.containers(text)) for host, text in per_host.items()),
-                                   plan, config)
+    return _serving_state.reusable(_parsed(per_host), plan, config)
 
 
 def hmac_sha256(body, secret):
@@ -51,7 +54,8 @@ class FilterModule(object):
 
     def filters(self):
         return {"serving_entry": serving_entry, "serving_plan": _serving_plan.plan,
-                "serving_config_hash": _serving_plan.config_hash, "vllm_rank_argv": _serving_plan.vllm_rank_argv,
+                "serving_config_hash": _serving_plan.config_hash, "serving_rank_argv": _serving_plan.rank_argv,
+                "trt_build_args": _serving_plan.trt_build_args,
                 "hf_download_argv": _serving_plan.hf_download_argv,
                 "serving_node": serving_node, "serving_status": serving_status,
                 "serving_reusable": serving_reusable, "hmac_sha256": hmac_sha256}

@@ -35,6 +35,10 @@ BYTES_PER_PARAM = {
     "nvfp4": 0.53, "mxfp4": 0.53, "fp4": 0.53, "int4": 0.53, "awq": 0.53, "gptq": 0.53,
 }
 ENGINES = ("vllm", "trtllm")
+# trtllm-serve's backends: pytorch loads the checkpoint (NVIDIA's Spark recipe); tensorrt serves a trt_build engine.
+TRTLLM_BACKENDS = ("pytorch", "tensorrt")
+TRT_ENGINE_ROOT = "/var/lib/dgx-spark/trt-engines"
+TRTLLM_OPTIONS_MOUNT = "/etc/dgx-spark/extra-llm-api-options.yml"
 
 PATTERNS = {
     "key": (r"^[a-z0-9][a-z0-9._-]{0,63}$", "lowercase letters, digits, '._-', at most 64 characters"),
@@ -45,20 +49,27 @@ PATTERNS = {
     "served_name": (r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$", "letters, digits and '._/-', at most 128 characters"),
     "env_name": (r"^[A-Z_][A-Z0-9_]{0,63}$", "uppercase letters, digits and '_'"),
     "env_value": ("^%s{0,256}$" % _validate.SAFE_VALUE, _validate.SAFE_RULE + " (no spaces or quotes)"),
-    "arg_flag": (r"^--[a-z0-9][a-z0-9-]{0,63}(=%s{1,256})?$" % _validate.SAFE_VALUE,
-                 "--option or --option=value with value of " + _validate.SAFE_RULE),
-    "arg_value": ("^%s{1,256}$" % _validate.SAFE_VALUE, _validate.SAFE_RULE),
+    "option_key": (r"^[a-z][a-z0-9_]{0,63}$", "lowercase letters, digits and '_'"),
+    "option_value": ("^%s{0,256}$" % _validate.SAFE_VALUE, _validate.SAFE_RULE),
+    "gemm_plugin": (r"^(auto|disable|float16|bfloat16|float32|fp8|nvfp4)$",
+                    "auto, disable, float16, bfloat16, float32, fp8 or nvfp4"),
 }
 # Options the role sets itself from the plan and the inventory; an entry may not override them through extra_args.
-RESERVED_ARGS = ("--host", "--port", "--tensor-parallel-size", "-tp", "--pipeline-parallel-size", "-pp",
-                 "--nnodes", "--node-rank", "--master-addr", "--master-port", "--headless",
-                 "--distributed-executor-backend", "--served-model-name", "--model", "--max-model-len",
-                 "--dtype", "--quantization", "--api-key", "--download-dir")
+RESERVED_ARGS = {
+    "vllm": ("--host", "--port", "--tensor-parallel-size", "-tp", "--pipeline-parallel-size", "-pp",
+             "--nnodes", "--node-rank", "--master-addr", "--master-port", "--headless",
+             "--distributed-executor-backend", "--served-model-name", "--model", "--max-model-len",
+             "--dtype", "--quantization", "--api-key", "--download-dir"),
+    "trtllm": ("--host", "--port", "--tp_size", "--pp_size", "--backend", "--extra_llm_api_options", "--tokenizer",
+               "--max_seq_len", "--served_model_name"),
+}
+# trt_build settings an entry may give (trtllm_build), with their bounds; the rest comes from the entry itself.
+TRTLLM_BUILD_INTS = {"max_batch_size": (1, 4096), "max_num_tokens": (16, 1048576)}
 SECRET_ENV = re.compile(r"(TOKEN|KEY|SECRET|PASSWORD)", re.I)
 
 ENTRY_FIELDS = ("hf_repo", "local_path", "engine", "image", "params_b", "dtype", "quantization", "tp", "pp",
                 "max_model_len", "served_name", "port", "extra_args", "env", "kv_cache_gib", "overhead_gib",
-                "description", "engine_path", "trtllm_options")
+                "description", "trtllm_backend", "trtllm_options", "trtllm_build")
 
 
 class CatalogError(ValueError):
@@ -66,9 +77,9 @@ class CatalogError(ValueError):
 
 
 def _rule(model, field, value, pattern_name):
-    pattern, rule = PATTERNS[pattern_name]
-    if not isinstance(value, str) or not re.match(pattern, value):
-        raise CatalogError("model %s: %s %r is not allowed: must be %s" % (model, field, value, rule))
+    found = _validate.problem(field, value, pattern_name, PATTERNS)
+    if found:
+        raise CatalogError("model %s: %s" % (model, found))
 
 
 def _int_or_auto(model, field, value, low, high):
@@ -80,30 +91,73 @@ def _int_or_auto(model, field, value, low, high):
     return value
 
 
-def validate_extra_args(model, args):
-    if not isinstance(args, list):
-        raise CatalogError("model %s: extra_args must be a list of strings, got %r" % (model, args))
-    expect_value = False
-    for index, arg in enumerate(args):
-        field = "extra_args[%d]" % index
-        if not isinstance(arg, str):
-            raise CatalogError("model %s: %s %r is not allowed: must be a string" % (model, field, arg))
-        if arg.startswith("-"):
-            _rule(model, field, arg, "arg_flag")
-            flag = arg.split("=", 1)[0]
-            if flag in RESERVED_ARGS:
-                raise CatalogError("model %s: %s %r is not allowed: %s is set by the role from the catalog entry "
-                                   "and the plan" % (model, field, arg, flag))
-            expect_value = "=" not in arg
-        elif expect_value:
-            _rule(model, field, arg, "arg_value")
-            expect_value = False
-        else:
-            raise CatalogError("model %s: %s %r is not allowed: a value must follow an --option" % (model, field, arg))
+def validate_extra_args(model, args, engine="vllm"):
+    found = _validate.extra_args_problem("extra_args", args, RESERVED_ARGS[engine],
+                                         "is set by the role from the catalog entry and the plan")
+    if found:
+        raise CatalogError("model %s: %s" % (model, found))
     return list(args)
 
 
-def validate_entry(key, entry):
+def validate_options(model, options, field="trtllm_options", depth=0):
+    """trtllm-serve's extra LLM API options (the YAML it reads): nested mappings of lowercase keys with scalar or
+    list values. Returns a plain copy."""
+    if not isinstance(options, dict):
+        raise CatalogError("model %s: %s must be a mapping, got %r" % (model, field, options))
+    out = {}
+    for name, value in options.items():
+        _rule(model, "%s key" % field, name, "option_key")
+        where = "%s.%s" % (field, name)
+        if isinstance(value, dict):
+            if depth >= 3:
+                raise CatalogError("model %s: %s is nested too deep (at most 4 levels)" % (model, where))
+            out[name] = validate_options(model, value, where, depth + 1)
+        elif isinstance(value, list):
+            out[name] = [_option_scalar(model, "%s[%d]" % (where, index), item) for index, item in enumerate(value)]
+        else:
+            out[name] = _option_scalar(model, where, value)
+    return out
+
+
+def _option_scalar(model, field, value):
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    _rule(model, field, value, "option_value")
+    return value
+
+
+def _validate_trtllm(key, entry, out, engine_root):
+    """The trtllm fields of an entry; sets served_name to what trtllm-serve names the model (its argument)."""
+    out["trtllm_backend"] = entry.get("trtllm_backend", "pytorch")
+    if out["trtllm_backend"] not in TRTLLM_BACKENDS:
+        raise CatalogError("model %s: trtllm_backend %r is not allowed: must be one of %s"
+                           % (key, out["trtllm_backend"], ", ".join(TRTLLM_BACKENDS)))
+    out["trtllm_options"] = validate_options(key, entry.get("trtllm_options", {}))
+    build = entry.get("trtllm_build", {})
+    if not isinstance(build, dict) or sorted(set(build) - set(TRTLLM_BUILD_INTS) - {"gemm_plugin"}):
+        raise CatalogError("model %s: trtllm_build must be a mapping of %s, got %r"
+                           % (key, ", ".join(sorted(TRTLLM_BUILD_INTS) + ["gemm_plugin"]), build))
+    for name, (low, high) in TRTLLM_BUILD_INTS.items():
+        value = build.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high):
+            raise CatalogError("model %s: trtllm_build.%s %r is not allowed: must be an integer %d..%d"
+                               % (key, name, value, low, high))
+    if "gemm_plugin" in build:
+        _rule(key, "trtllm_build.gemm_plugin", build["gemm_plugin"], "gemm_plugin")
+    out["trtllm_build"] = dict(build)
+    if out["trtllm_backend"] == "tensorrt":
+        _rule(key, "engine root", engine_root, "local_path")
+        out["engine_dir"] = "%s/%s" % (engine_root.rstrip("/"), key)
+    # trtllm-serve names the model after its argument (it has no served-name option): the repository id, the
+    # weights' path or the engine's path, each mounted at the same path in the containers.
+    served = out.get("engine_dir") or entry.get("local_path") or entry["hf_repo"]
+    if entry.get("served_name") not in (None, served):
+        raise CatalogError("model %s: served_name %r is not allowed for engine trtllm: trtllm-serve serves the model "
+                           "under its argument, here %r; leave served_name out" % (key, entry["served_name"], served))
+    out["served_name"] = served
+
+
+def validate_entry(key, entry, engine_root=TRT_ENGINE_ROOT):
     """The entry with defaults filled in, or CatalogError naming the field and the rule."""
     _rule(key, "key", key, "key")
     if not isinstance(entry, dict):
@@ -142,12 +196,18 @@ def validate_entry(key, entry):
             or not 16 <= out["max_model_len"] <= 1048576:
         raise CatalogError("model %s: max_model_len %r is not allowed: must be an integer 16..1048576"
                            % (key, out["max_model_len"]))
-    out["served_name"] = entry.get("served_name", key)
-    _rule(key, "served_name", out["served_name"], "served_name")
-    out["port"] = entry.get("port", 8000)
+    if out["engine"] == "trtllm":
+        _validate_trtllm(key, entry, out, engine_root)
+    else:
+        out["served_name"] = entry.get("served_name", key)
+        _rule(key, "served_name", out["served_name"], "served_name")
+        for field in ("trtllm_backend", "trtllm_options", "trtllm_build"):
+            if field in entry:
+                raise CatalogError("model %s: %s is for engine trtllm, not %s" % (key, field, out["engine"]))
+    out["port"] = entry.get("port", 8355 if out["engine"] == "trtllm" else 8000)
     if isinstance(out["port"], bool) or not isinstance(out["port"], int) or not 1024 <= out["port"] <= 65535:
         raise CatalogError("model %s: port %r is not allowed: must be an integer 1024..65535" % (key, out["port"]))
-    out["extra_args"] = validate_extra_args(key, entry.get("extra_args", []))
+    out["extra_args"] = validate_extra_args(key, entry.get("extra_args", []), out["engine"])
     env = entry.get("env", {})
     if not isinstance(env, dict):
         raise CatalogError("model %s: env must be a mapping of NAME: value, got %r" % (key, env))
@@ -165,8 +225,9 @@ def validate_entry(key, entry):
     return out
 
 
-def catalog_entry(catalog, key, overrides=None):
-    """The validated entry `key` of the shipped catalog merged with the inventory's overrides (same keys)."""
+def catalog_entry(catalog, key, overrides=None, engine_root=TRT_ENGINE_ROOT):
+    """The validated entry `key` of the shipped catalog merged with the inventory's overrides (same keys).
+    engine_root: where trt_build engines go on the nodes (the tensorrt backend serves <engine_root>/<key>)."""
     merged = dict(catalog or {})
     for name, entry in (overrides or {}).items():
         merged[name] = dict(merged.get(name, {}), **entry) if isinstance(entry, dict) else entry
@@ -174,7 +235,7 @@ def catalog_entry(catalog, key, overrides=None):
         if isinstance(key, str):
             _rule(key, "model", key, "key")
         raise CatalogError("model %r is not in the catalog (known: %s)" % (key, ", ".join(sorted(merged))))
-    return validate_entry(key, merged[key])
+    return validate_entry(key, merged[key], engine_root)
 
 
 def weights_gib(entry):
@@ -251,6 +312,35 @@ def hf_download_argv(entry, settings):
 RAY_HEAD_SCRIPT = 'ray start --head --node-ip-address="$1" --port="$2" --disable-usage-stats && shift 2 && exec vllm serve "$@"'
 
 
+def fabric_env(settings):
+    """The environment every rank gets so that NCCL, Gloo, UCX and OpenMPI use the fabric and both twins."""
+    iface = settings["fabric_interface"]
+    return {"NCCL_SOCKET_IFNAME": iface, "GLOO_SOCKET_IFNAME": iface, "TP_SOCKET_IFNAME": iface,
+            "UCX_NET_DEVICES": iface, "OMPI_MCA_btl_tcp_if_include": iface,
+            "NCCL_IB_HCA": ",".join(settings["rdma_devices"])}
+
+
+def _container_argv(entry, key, rank, settings, env, volumes):
+    """`docker run -d` up to the image: name, labels, host network, limits, devices, environment, volumes."""
+    argv = ["docker", "run", "-d", "--name", "dgx-spark-serve-%s-r%d" % (key, rank),
+            "--label", "dgx-spark.role=serving", "--label", "dgx-spark.model=%s" % key,
+            "--label", "dgx-spark.config=%s" % settings["config"], "--label", "dgx-spark.rank=%d" % rank,
+            "--label", "dgx-spark.ranks=%d" % settings["tp"], "--label", "dgx-spark.port=%d" % entry["port"],
+            "--label", "dgx-spark.served-name=%s" % entry["served_name"], "--network", "host"]
+    for limit in settings["ulimits"]:
+        argv += ["--ulimit", limit]
+    argv += ["--ipc", "host"] if settings["ipc_host"] else ["--shm-size", settings["shm_size"] or "16g"]
+    if settings["gpus"]:
+        argv += ["--gpus", settings["gpus"]]
+    for device in settings["devices"]:
+        argv += ["--device", device]
+    for name in sorted(env):
+        argv += ["-e", "%s=%s" % (name, env[name])]
+    for volume in volumes:
+        argv += ["-v", volume]
+    return argv
+
+
 def vllm_rank_argv(entry, key, rank, settings):
     """`docker run` argv for one vLLM rank (rank 0 serves the API).
 
@@ -262,31 +352,14 @@ def vllm_rank_argv(entry, key, rank, settings):
     backend (native|ray), ray_port}.
     """
     tp, addresses = settings["tp"], settings["addresses"]
-    iface = settings["fabric_interface"]
-    env = {"VLLM_HOST_IP": addresses[rank], "NCCL_SOCKET_IFNAME": iface, "GLOO_SOCKET_IFNAME": iface,
-           "TP_SOCKET_IFNAME": iface, "UCX_NET_DEVICES": iface, "OMPI_MCA_btl_tcp_if_include": iface,
-           "NCCL_IB_HCA": ",".join(settings["rdma_devices"])}
-    env.update(entry.get("env", {}))
-    argv = ["docker", "run", "-d", "--name", "dgx-spark-serve-%s-r%d" % (key, rank),
-            "--label", "dgx-spark.role=serving", "--label", "dgx-spark.model=%s" % key,
-            "--label", "dgx-spark.config=%s" % settings["config"], "--label", "dgx-spark.rank=%d" % rank,
-            "--label", "dgx-spark.ranks=%d" % tp, "--label", "dgx-spark.port=%d" % entry["port"],
-            "--label", "dgx-spark.served-name=%s" % entry["served_name"], "--network", "host"]
-    for limit in settings["ulimits"]:
-        argv += ["--ulimit", limit]
-    argv += ["--ipc", "host"] if settings["ipc_host"] else ["--shm-size", settings["shm_size"] or "16g"]
-    if settings["gpus"]:
-        argv += ["--gpus", settings["gpus"]]
-    for device in settings["devices"]:
-        argv += ["--device", device]
-    for name in sorted(env):
-        argv += ["-e", "%s=%s" % (name, env[name])]
+    env = dict(fabric_env(settings), VLLM_HOST_IP=addresses[rank])
     if entry.get("local_path"):
-        argv += ["-v", "%s:/model:ro" % entry["local_path"]]
-        model = "/model"
+        volumes, model = ["%s:/model:ro" % entry["local_path"]], "/model"
     else:
-        argv += ["-v", "%s:/root/.cache/huggingface/hub" % settings["model_source"], "-e", "HF_HUB_OFFLINE=1"]
-        model = entry["hf_repo"]
+        volumes, model = ["%s:/root/.cache/huggingface/hub" % settings["model_source"]], entry["hf_repo"]
+        env["HF_HUB_OFFLINE"] = "1"
+    env.update(entry.get("env", {}))
+    argv = _container_argv(entry, key, rank, settings, env, volumes)
     serve = [model, "--served-model-name", entry["served_name"], "--tensor-parallel-size", str(tp),
              "--max-model-len", str(entry["max_model_len"]), "--dtype", entry["dtype"]]
     # quantization is for the plan: vLLM reads the method from the checkpoint's config
@@ -305,3 +378,74 @@ def vllm_rank_argv(entry, key, rank, settings):
                   "--distributed-timeout-seconds", str(settings["distributed_timeout"])]
     return argv + [entry["image"], "vllm", "serve"] + serve + (["--headless"] if rank > 0 else api) \
         + list(entry["extra_args"])
+
+
+# The other ranks of a TensorRT-LLM cluster: an sshd on the dedicated port and the fabric address only, key login,
+# whose sessions (mpirun's orted) get the image's PATH and library path. Constant text; port and address are $1, $2.
+TRTLLM_SSHD_SCRIPT = ('ssh-keygen -A >/dev/null && mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e -p "$1" '
+                      '-o ListenAddress="$2" -o PasswordAuthentication=no '
+                      '-o SetEnv="PATH=$PATH LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"')
+
+
+def trtllm_rank_argv(entry, key, rank, settings):
+    """`docker run` argv for one TensorRT-LLM rank, NVIDIA's two-Spark recipe: rank 0's main process is
+    `mpirun ... trtllm-llmapi-launch trtllm-serve <model> --tp_size N` (so the container ends when the MPI job
+    does); the other ranks run sshd on settings["ssh_port"] for mpirun to start their rank, and go first. With one
+    rank, `trtllm-serve` alone. The environment reaches the remote ranks through mpirun's -x, not docker's -e.
+    settings: as vllm_rank_argv, plus ssh_port, ssh_dir (host dir mounted as /root/.ssh), options_file (host path
+    of the extra LLM API options YAML, rank 0).
+    """
+    tp, addresses = settings["tp"], settings["addresses"]
+    env = dict(fabric_env(settings), OMPI_MCA_oob_tcp_if_include=settings["fabric_interface"])
+    volumes = []
+    if entry.get("local_path"):
+        volumes.append("%s:%s:ro" % (entry["local_path"], entry["local_path"]))
+        source = entry["local_path"]
+    else:
+        volumes.append("%s:/root/.cache/huggingface/hub" % settings["model_source"])
+        env["HF_HUB_OFFLINE"] = "1"
+        source = entry["hf_repo"]
+    if entry["trtllm_backend"] == "tensorrt":
+        volumes.append("%s:%s:ro" % (entry["engine_dir"], entry["engine_dir"]))
+    if tp > 1:
+        volumes.append("%s:/root/.ssh:ro" % settings["ssh_dir"])
+    if rank == 0 and entry["trtllm_options"]:
+        volumes.append("%s:%s:ro" % (settings["options_file"], TRTLLM_OPTIONS_MOUNT))
+    env.update(entry.get("env", {}))
+    argv = _container_argv(entry, key, rank, settings, env, volumes) + [entry["image"]]
+    if rank > 0:
+        return argv + ["sh", "-c", TRTLLM_SSHD_SCRIPT, "sh", str(settings["ssh_port"]), addresses[rank]]
+    serve = ["trtllm-serve", entry["served_name"], "--backend", entry["trtllm_backend"], "--tp_size", str(tp),
+             "--host", "0.0.0.0", "--port", str(entry["port"])]
+    if entry["trtllm_backend"] == "tensorrt":
+        serve += ["--tokenizer", source]  # the engine carries max_seq_len from its build
+    else:
+        serve += ["--max_seq_len", str(entry["max_model_len"])]
+    if entry["trtllm_options"]:
+        serve += ["--extra_llm_api_options", TRTLLM_OPTIONS_MOUNT]
+    serve += list(entry["extra_args"])
+    if tp == 1:
+        return argv + serve
+    mpirun = ["mpirun", "--allow-run-as-root", "-np", str(tp), "-H", ",".join("%s:1" % ip for ip in addresses[:tp]),
+              "--mca", "plm_rsh_args", "-p %d" % settings["ssh_port"]]
+    for name in sorted(env):
+        mpirun += ["-x", name]
+    return argv + mpirun + ["trtllm-llmapi-launch"] + serve
+
+
+def rank_argv(entry, key, rank, settings):
+    """The `docker run` argv of one rank for the entry's engine."""
+    build = trtllm_rank_argv if entry["engine"] == "trtllm" else vllm_rank_argv
+    return build(entry, key, rank, settings)
+
+
+def trt_build_args(entry, settings):
+    """trt_build's arguments for the tensorrt backend: the engine for tp ranks from the entry's checkpoint."""
+    precision = entry.get("quantization")
+    args = {"model_dir": settings["model_dir"], "engine_dir": entry["engine_dir"], "image": entry["image"],
+            "tp": settings["tp"], "dtype": entry["dtype"] if entry["dtype"] in ("float16", "bfloat16", "float32")
+            else "bfloat16", "max_seq_len": entry["max_model_len"], "gpus": settings["gpus"],
+            "quantization": {"fp8": "fp8", "nvfp4": "nvfp4", "int8": "int8_wo", "int4": "int4_wo"}.get(precision,
+                                                                                                       "none")}
+    args.update(entry["trtllm_build"])
+    return args

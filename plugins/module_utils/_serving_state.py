@@ -53,19 +53,23 @@ def _int_label(labels, name, default):
         return default
 
 
-def status(per_host, probe=None):
+def status(per_host, probe=None, unreachable=None):
     """The cluster's serving state.
 
     per_host: {host: [containers]}; probe: {host, health, completion, error} from the node that holds rank 0
-    (HTTP statuses; None when it did not answer). Returns {state: healthy|broken|stopped, model, config,
-    served_name, port, ranks: [{rank, host, name, state, exit_code}], problems: [str], report: [lines]}.
+    (HTTP statuses; None when it did not answer); unreachable: hosts whose containers could not be listed. Returns
+    {state: healthy|broken|stopped|unknown, model, config, served_name, port, ranks: [{rank, host, name, state,
+    exit_code}], problems: [str], report: [lines]}.
     """
     probe = probe or {}
-    placed = [dict(c, host=host) for host in sorted(per_host) for c in per_host[host]]
+    unreachable = sorted(unreachable or [])
+    placed = [dict(c, host=host) for host in sorted(per_host) if host not in unreachable for c in per_host[host]]
+    blind = ["%s is unreachable: its containers could not be checked" % host for host in unreachable]
     if not placed:
-        return {"state": "stopped", "model": None, "config": None, "served_name": None, "port": None, "ranks": [],
-                "problems": [], "report": ["nothing serves: no serving container on any node"]}
-    problems = []
+        return {"state": "unknown" if blind else "stopped", "model": None, "config": None, "served_name": None,
+                "port": None, "ranks": [], "problems": blind,
+                "report": blind or ["nothing serves: no serving container on any node"]}
+    problems = list(blind)
     configs = sorted(set(c["labels"].get("dgx-spark.config", "?") for c in placed))
     if len(configs) > 1:
         problems.append("containers of %d configurations are present (%s): a launch was interrupted"
@@ -77,7 +81,7 @@ def status(per_host, probe=None):
         holders = [c for c in placed if _int_label(c["labels"], "dgx-spark.rank", -1) == rank]
         if not holders:
             ranks.append({"rank": rank, "host": None, "name": None, "state": "absent", "exit_code": None})
-            problems.append("rank %d: no container on any node" % rank)
+            problems.append("rank %d: no container on any %snode" % (rank, "reachable " if unreachable else ""))
             continue
         for holder in holders:
             ranks.append({"rank": rank, "host": holder["host"], "name": holder["name"], "state": holder["state"],

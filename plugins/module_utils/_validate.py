@@ -26,8 +26,9 @@ PATTERNS = {
     "command": (r"^[A-Za-z0-9_./-]{1,255}$", "a command name or absolute path"),
     "container": (r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", "a container name (letters, digits, '_.-')"),
     "word": (r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "a word of letters, digits and '_.-'"),
-    "arg": (r"^(--?[A-Za-z0-9][A-Za-z0-9_-]{0,63}(=%s{1,256})?|%s{1,256})$" % (SAFE_VALUE, SAFE_VALUE),
-            "--option, --option=value or a value of " + SAFE_RULE),
+    "arg_flag": (r"^--[a-z0-9][a-z0-9_-]{0,63}(=%s{1,256})?$" % SAFE_VALUE,
+                 "--option or --option=value with value of " + SAFE_RULE),
+    "arg_value": ("^%s{1,256}$" % SAFE_VALUE, SAFE_RULE),
     "url": (r"^https?://[A-Za-z0-9._~:/?#@!$&()*+,;=%-]+$", "an http(s) URL"),
     "image": ("^" + IMAGE + "$", "[registry[:port]/]name[:tag][@sha256:digest], lowercase name"),
     "image_or_id": ("^" + IMAGE + "$|^sha256:[a-f0-9]{64}$",
@@ -40,12 +41,39 @@ PATTERNS = {
 SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
 
 
-def problem(field, value, kind):
-    """None when value matches PATTERNS[kind]; else the message naming the field, the value and the rule."""
-    pattern, rule = PATTERNS[kind]
+def problem(field, value, kind, patterns=None):
+    """None when value matches (patterns or PATTERNS)[kind]; else the message naming the field, the value and the
+    rule."""
+    pattern, rule = (patterns or PATTERNS)[kind]
     if isinstance(value, str) and re.match(pattern, value):
         return None
     return "%s %r is not allowed: must be %s" % (field, value, rule)
+
+
+def extra_args_problem(field, args, reserved, reserved_rule):
+    """None when args are `--option`, `--option=value` or a value right after an `--option`, each of safe characters
+    and none in reserved; else the problem, naming field[index] and the rule (reserved_rule says who sets a reserved
+    option)."""
+    if not isinstance(args, list):
+        return "%s must be a list of strings, got %r" % (field, args)
+    expect_value = False
+    for index, arg in enumerate(args):
+        where = "%s[%d]" % (field, index)
+        if not isinstance(arg, str):
+            return "%s %r is not allowed: must be a string" % (where, arg)
+        if arg.startswith("-"):
+            flag = arg.split("=", 1)[0]
+            found = problem(where, arg, "arg_flag") or (
+                "%s %r is not allowed: %s %s" % (where, arg, flag, reserved_rule) if flag in reserved else None)
+            expect_value = "=" not in arg
+        elif expect_value:
+            found = problem(where, arg, "arg_value")
+            expect_value = False
+        else:
+            found = "%s %r is not allowed: a value must follow an --option" % (where, arg)
+        if found:
+            return found
+    return None
 
 
 def first_problem(checks):

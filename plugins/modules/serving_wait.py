@@ -33,9 +33,9 @@ options:
     type: int
     default: 900
   interval:
-    description: Seconds between two polls.
-    type: int
-    default: 2
+    description: Seconds between two polls (each is a C(docker inspect) and one HTTP request).
+    type: float
+    default: 0.5
   log_lines:
     description: How many of the container's last log lines a failure carries.
     type: int
@@ -120,7 +120,7 @@ def main():
             container=dict(type="str", required=True),
             url=dict(type="str", required=True),
             timeout=dict(type="int", default=900),
-            interval=dict(type="int", default=2),
+            interval=dict(type="float", default=0.5),
             log_lines=dict(type="int", default=25),
         ),
         supports_check_mode=True,
@@ -149,7 +149,7 @@ def main():
             module.fail_json(msg="%s did not answer 200 within %d s (last status %s); container %s still runs: %s"
                              % (url, module.params["timeout"], status, name, " | ".join(tail[-8:]) or "no log"),
                              elapsed=elapsed, state=state, status=status, log_tail=tail)
-        time.sleep(max(1, module.params["interval"]))
+        time.sleep(max(0.1, module.params["interval"]))
 
 
 if __name__ == "__main__":

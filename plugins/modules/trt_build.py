@@ -189,12 +189,8 @@ class Build:
                   ("gemm_plugin", params["gemm_plugin"], "word")]
         if params["converter"]:
             checks.append(("converter", params["converter"], "path"))
-        checks += [("extra_build_args[%d]" % i, arg, "arg") for i, arg in enumerate(params["extra_build_args"])]
-        found = _validate.first_problem(checks)
-        if not found:
-            reserved = [arg for arg in params["extra_build_args"] if arg.split("=", 1)[0] in RESERVED]
-            if reserved:
-                found = "extra_build_args %s is not allowed: set it with the module's own option" % reserved[0]
+        found = _validate.first_problem(checks) or _validate.extra_args_problem(
+            "extra_build_args", params["extra_build_args"], RESERVED, "is set with the module's own option")
         if not found and not (1 <= params["tp"] <= 8 and 1 <= params["pp"] <= 8 and params["max_batch_size"] >= 1
                               and params["max_seq_len"] >= 16 and params["timeout"] >= 60):
             found = "tp and pp must be 1..8, max_batch_size >= 1, max_seq_len >= 16, timeout >= 60"

@@ -79,6 +79,8 @@ def test_quantization_changes_the_weights():
 
 
 SHIPPED = {"llama-8b": dict(BASE, hf_repo="meta-llama/Llama-3.1-8B-Instruct", params_b=8)}
+TRT_BASE = {"hf_repo": "nvidia/Qwen3-235B-A22B-FP4", "engine": "trtllm", "image": "nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc6",
+            "params_b": 235, "quantization": "nvfp4", "tp": 2}
 
 
 def test_inventory_overrides_merge_over_the_shipped_entry():
@@ -89,7 +91,7 @@ def test_inventory_overrides_merge_over_the_shipped_entry():
 
 @pytest.mark.parametrize("key, overrides, message", [
     ("llama-8b; rm -rf /", {}, "model llama-8b; rm -rf /: model"),
-    ("nope", {}, "not in the catalog (known: llama-8b)"),
+    ("nope", {}, "not in the catalog (known: llama-8b, trt)"),
     ("llama-8b", {"llama-8b": {"hf_repo": "meta-llama/x y"}}, "hf_repo 'meta-llama/x y' is not allowed"),
     ("llama-8b", {"llama-8b": {"local_path": "/models/x"}}, "exactly one of hf_repo and local_path"),
     ("llama-8b", {"llama-8b": {"image": "Evil Image"}}, "image 'Evil Image' is not allowed"),
@@ -104,10 +106,26 @@ def test_inventory_overrides_merge_over_the_shipped_entry():
     ("llama-8b", {"llama-8b": {"env": {"NCCL_DEBUG": "INFO WARN"}}}, "env NCCL_DEBUG"),
     ("llama-8b", {"llama-8b": {"shell": "x"}}, "unknown field(s) shell"),
     ("llama-8b", {"llama-8b": {"params_b": -1}}, "params_b -1"),
+    ("llama-8b", {"llama-8b": {"trtllm_options": {"x": 1}}}, "trtllm_options is for engine trtllm, not vllm"),
+    ("trt", {}, None),
+    ("trt", {"trt": {"served_name": "short"}}, "served_name 'short' is not allowed for engine trtllm"),
+    ("trt", {"trt": {"extra_args": ["--tp_size", "4"]}}, "--tp_size is set by the role"),
+    ("trt", {"trt": {"extra_args": ["--extra_llm_api_options=/etc/passwd"]}}, "--extra_llm_api_options is set by"),
+    ("trt", {"trt": {"trtllm_backend": "onnx"}}, "trtllm_backend 'onnx' is not allowed"),
+    ("trt", {"trt": {"trtllm_options": {"kv_cache_config": {"free_gpu_memory_fraction": "0.9; reboot"}}}},
+     "trtllm_options.kv_cache_config.free_gpu_memory_fraction '0.9; reboot' is not allowed"),
+    ("trt", {"trt": {"trtllm_options": {"Bad-Key": 1}}}, "trtllm_options key 'Bad-Key' is not allowed"),
+    ("trt", {"trt": {"trtllm_options": {"a": {"b": {"c": {"d": {"e": 1}}}}}}}, "nested too deep"),
+    ("trt", {"trt": {"trtllm_build": {"max_batch_size": 0}}}, "trtllm_build.max_batch_size 0 is not allowed"),
+    ("trt", {"trt": {"trtllm_build": {"gemm_plugin": "x;y"}}}, "trtllm_build.gemm_plugin 'x;y' is not allowed"),
+    ("trt", {"trt": {"trtllm_build": {"workers": 3}}}, "trtllm_build must be a mapping of max_batch_size"),
 ])
 def test_hostile_or_wrong_entries_are_refused_naming_field_and_rule(key, overrides, message):
+    if message is None:  # the trtllm baseline itself is valid
+        assert FILTERS["serving_entry"](dict(SHIPPED, trt=TRT_BASE), key, overrides)["engine"] == "trtllm"
+        return
     with pytest.raises(AnsibleFilterError) as excinfo:
-        FILTERS["serving_entry"](SHIPPED, key, overrides)
+        FILTERS["serving_entry"](dict(SHIPPED, trt=TRT_BASE), key, overrides)
     assert message in str(excinfo.value)
 
 
@@ -128,7 +146,7 @@ RUN = {"tp": 2, "addresses": ["10.10.10.1", "10.10.10.2"], "config": "abc123", "
 
 
 def test_worker_rank_argv_follows_the_two_spark_recipe():
-    argv = FILTERS["vllm_rank_argv"](entry(params_b=70, tp=2, env={"NCCL_DEBUG": "WARN"}), "m", 1, RUN)
+    argv = FILTERS["serving_rank_argv"](entry(params_b=70, tp=2, env={"NCCL_DEBUG": "WARN"}), "m", 1, RUN)
     pairs = dict(zip(argv, argv[1:]))
     assert argv[:5] == ["docker", "run", "-d", "--name", "dgx-spark-serve-m-r1"]
     envs = [argv[i + 1] for i, a in enumerate(argv) if a == "-e"]
@@ -148,17 +166,17 @@ def test_worker_rank_argv_follows_the_two_spark_recipe():
 
 
 def test_head_rank_serves_the_api_and_a_solo_rank_has_no_multinode_flags():
-    head = FILTERS["vllm_rank_argv"](entry(params_b=8, tp=2), "m", 0, RUN)
+    head = FILTERS["serving_rank_argv"](entry(params_b=8, tp=2), "m", 0, RUN)
     assert head[head.index("--port") + 1] == "8000" and "--headless" not in head
-    solo = FILTERS["vllm_rank_argv"](entry(params_b=8, tp=1, local_path=None), "m", 0,
-                                     dict(RUN, tp=1, ipc_host=False, shm_size="1g", gpus="", devices=[], ulimits=[]))
+    solo = FILTERS["serving_rank_argv"](entry(params_b=8, tp=1, local_path=None), "m", 0,
+                                        dict(RUN, tp=1, ipc_host=False, shm_size="1g", gpus="", devices=[], ulimits=[]))
     assert "--nnodes" not in solo and "--gpus" not in solo and "--ulimit" not in solo and solo[solo.index("--shm-size") + 1] == "1g"
     assert solo[solo.index("--tensor-parallel-size") + 1] == "1"
 
 
 def test_ray_backend_follows_run_cluster_head_first_then_workers_joining_it():
     ray = dict(RUN, backend="ray", ray_port=6379)
-    head = FILTERS["vllm_rank_argv"](entry(params_b=70, tp=2), "m", 0, ray)
+    head = FILTERS["serving_rank_argv"](entry(params_b=70, tp=2), "m", 0, ray)
     image = head.index("nvcr.io/nvidia/vllm:25.11-py3")
     assert head[image + 1:image + 3] == ["sh", "-c"] and head[image + 3].startswith("ray start --head")
     assert head[image + 4:image + 7] == ["sh", "10.10.10.1", "6379"]
@@ -166,7 +184,7 @@ def test_ray_backend_follows_run_cluster_head_first_then_workers_joining_it():
     pairs = dict(zip(serve, serve[1:]))
     assert serve[0] == "org/model" and pairs["--distributed-executor-backend"] == "ray"
     assert pairs["--tensor-parallel-size"] == "2" and pairs["--port"] == "8000" and "--nnodes" not in serve
-    worker = FILTERS["vllm_rank_argv"](entry(params_b=70, tp=2), "m", 1, ray)
+    worker = FILTERS["serving_rank_argv"](entry(params_b=70, tp=2), "m", 1, ray)
     assert worker[worker.index("nvcr.io/nvidia/vllm:25.11-py3"):] == [
         "nvcr.io/nvidia/vllm:25.11-py3", "ray", "start", "--block", "--address", "10.10.10.1:6379",
         "--node-ip-address", "10.10.10.2", "--disable-usage-stats"]
@@ -199,3 +217,93 @@ def test_webhook_signature_is_the_hmac_of_the_exact_body():
     import hmac
     body = '{"event": "launch_complete"}'
     assert FILTERS["hmac_sha256"](body, "k") == hmac.new(b"k", body.encode(), hashlib.sha256).hexdigest()
+
+
+TRT_RUN = dict(RUN, ssh_port=2233, ssh_dir="/var/lib/dgx-spark/serving/ssh",
+               options_file="/var/lib/dgx-spark/serving/trt.extra-llm-api-options.yml")
+
+
+def trt(**fields):
+    return FILTERS["serving_entry"]({"trt": dict(TRT_BASE, **fields)}, "trt")
+
+
+def test_trtllm_entry_defaults_port_8355_and_serves_under_its_argument():
+    result = trt()
+    assert (result["port"], result["trtllm_backend"], result["served_name"]) == (8355, "pytorch", "nvidia/Qwen3-235B-A22B-FP4")
+    local = FILTERS["serving_entry"]({"t": {"local_path": "/models/q", "engine": "trtllm", "image": "i", "params_b": 1}}, "t")
+    assert local["served_name"] == "/models/q"
+    engine = FILTERS["serving_entry"]({"t": dict(TRT_BASE, trtllm_backend="tensorrt")}, "t", {}, "/srv/engines")
+    assert engine["engine_dir"] == engine["served_name"] == "/srv/engines/t"
+
+
+def test_trtllm_head_rank_is_mpirun_over_both_fabric_addresses_with_ssh_on_the_dedicated_port():
+    options = {"kv_cache_config": {"free_gpu_memory_fraction": 0.9}, "print_iter_log": False}
+    head = FILTERS["serving_rank_argv"](trt(trtllm_options=options, env={"NCCL_DEBUG": "WARN"}), "trt", 0, TRT_RUN)
+    image = head.index("nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc6")
+    command = head[image + 1:]
+    launch = command.index("trtllm-llmapi-launch")
+    mpirun = command[:launch]
+    assert mpirun[:5] == ["mpirun", "--allow-run-as-root", "-np", "2", "-H"]
+    assert mpirun[5] == "10.10.10.1:1,10.10.10.2:1" and mpirun[6:9] == ["--mca", "plm_rsh_args", "-p 2233"]
+    exported = [mpirun[i + 1] for i, a in enumerate(mpirun) if a == "-x"]
+    envs = dict(head[i + 1].split("=", 1) for i, a in enumerate(head[:image]) if a == "-e")
+    # every variable the container gets also reaches the remote rank through mpirun
+    assert sorted(exported) == sorted(envs)
+    for name, value in (("NCCL_SOCKET_IFNAME", "enp1s0f1np1"), ("OMPI_MCA_btl_tcp_if_include", "enp1s0f1np1"),
+                        ("OMPI_MCA_oob_tcp_if_include", "enp1s0f1np1"), ("NCCL_IB_HCA", "rocep1s0f1,roceP2p1s0f1"),
+                        ("HF_HUB_OFFLINE", "1"), ("NCCL_DEBUG", "WARN")):
+        assert envs[name] == value, name
+    serve = command[launch + 1:]
+    pairs = dict(zip(serve, serve[1:]))
+    assert serve[:2] == ["trtllm-serve", "nvidia/Qwen3-235B-A22B-FP4"]
+    assert (pairs["--backend"], pairs["--tp_size"], pairs["--port"], pairs["--host"]) == ("pytorch", "2", "8355", "0.0.0.0")
+    assert pairs["--extra_llm_api_options"] == "/etc/dgx-spark/extra-llm-api-options.yml"
+    volumes = [head[i + 1] for i, a in enumerate(head) if a == "-v"]
+    assert "/var/lib/dgx-spark/serving/ssh:/root/.ssh:ro" in volumes
+    assert "/var/lib/dgx-spark/serving/trt.extra-llm-api-options.yml:/etc/dgx-spark/extra-llm-api-options.yml:ro" in volumes
+    assert "/var/lib/dgx-spark/hf-cache:/root/.cache/huggingface/hub" in volumes
+
+
+def test_trtllm_worker_rank_runs_only_sshd_on_its_fabric_address():
+    worker = FILTERS["serving_rank_argv"](trt(trtllm_options={"print_iter_log": False}), "trt", 1, TRT_RUN)
+    image = worker.index("nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc6")
+    assert worker[image + 1:image + 3] == ["sh", "-c"] and "exec /usr/sbin/sshd -D" in worker[image + 3]
+    assert worker[image + 4:] == ["sh", "2233", "10.10.10.2"]
+    assert "dgx-spark.rank=1" in worker and "/var/lib/dgx-spark/serving/ssh:/root/.ssh:ro" in worker
+    assert not [a for a in worker if "extra-llm-api-options" in a]  # only rank 0 reads the options
+
+
+def test_trtllm_solo_runs_trtllm_serve_alone_and_the_engine_path_serves_the_engine():
+    solo = FILTERS["serving_rank_argv"](trt(tp=1), "trt", 0, dict(TRT_RUN, tp=1))
+    image = solo.index("nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc6")
+    assert solo[image + 1] == "trtllm-serve" and "mpirun" not in solo and "/root/.ssh" not in " ".join(solo)
+    engine_entry = FILTERS["serving_entry"]({"trt": dict(TRT_BASE, trtllm_backend="tensorrt")}, "trt")
+    head = FILTERS["serving_rank_argv"](engine_entry, "trt", 0, TRT_RUN)
+    serve = head[head.index("trtllm-serve"):]
+    assert serve[1] == "/var/lib/dgx-spark/trt-engines/trt" and serve[serve.index("--backend") + 1] == "tensorrt"
+    assert serve[serve.index("--tokenizer") + 1] == "nvidia/Qwen3-235B-A22B-FP4" and "--max_seq_len" not in serve
+    assert "/var/lib/dgx-spark/trt-engines/trt:/var/lib/dgx-spark/trt-engines/trt:ro" in head
+    worker = FILTERS["serving_rank_argv"](engine_entry, "trt", 1, TRT_RUN)
+    assert "/var/lib/dgx-spark/trt-engines/trt:/var/lib/dgx-spark/trt-engines/trt:ro" in worker
+
+
+def test_trt_build_args_follow_the_entry():
+    engine_entry = FILTERS["serving_entry"]({"trt": dict(TRT_BASE, trtllm_backend="tensorrt", max_model_len=4096,
+                                                         trtllm_build={"max_batch_size": 4})}, "trt")
+    args = FILTERS["trt_build_args"](engine_entry, {"model_dir": "/m", "tp": 2, "gpus": "all"})
+    assert args == {"model_dir": "/m", "engine_dir": "/var/lib/dgx-spark/trt-engines/trt",
+                    "image": "nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc6", "tp": 2, "dtype": "bfloat16",
+                    "max_seq_len": 4096, "gpus": "all", "quantization": "nvfp4", "max_batch_size": 4}
+
+
+def test_every_shipped_catalog_entry_is_valid_and_fits_two_gb10s():
+    import pathlib
+
+    import yaml
+    shipped = yaml.safe_load((pathlib.Path(__file__).parents[4] / "roles/model_serving/files/catalog.yml").read_text())
+    assert "qwen3-235b-a22b-fp4-trtllm" in shipped
+    for key in shipped:
+        result = plan(catalog_entry(shipped, key), SPARKS)
+        assert result["fits"], (key, result["reason"])
+    qwen = catalog_entry(shipped, "qwen3-235b-a22b-fp4-trtllm")
+    assert (plan(qwen, SPARKS)["tp"], qwen["port"], qwen["served_name"]) == (2, 8355, "nvidia/Qwen3-235B-A22B-FP4")

@@ -77,3 +77,12 @@ def test_nothing_serving_is_stopped_not_broken():
     state = FILTERS["serving_status"]({"spark-2959": "", "spark-ba63": ""})
     assert (state["state"], state["problems"]) == ("stopped", [])
     assert state["report"] == ["nothing serves: no serving container on any node"]
+
+
+def test_an_unreachable_node_is_named_and_never_healthy():
+    state = FILTERS["serving_status"]({"spark-2959": HEAD, "spark-ba63": ""}, ANSWERS, ["spark-ba63"])
+    assert state["state"] == "broken"
+    assert state["problems"] == ["spark-ba63 is unreachable: its containers could not be checked",
+                                 "rank 1: no container on any reachable node"]
+    blind = FILTERS["serving_status"]({"spark-2959": "", "spark-ba63": ""}, None, ["spark-2959", "spark-ba63"])
+    assert blind["state"] == "unknown" and len(blind["problems"]) == 2
