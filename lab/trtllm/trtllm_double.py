@@ -197,12 +197,9 @@ def abort(comm):
 
 
 def worker_loop(comm):
-    """Answer rank 0's per-request round trips until the job ends."""
+    """Answer rank 0's per-request round trips until mpirun ends the job."""
     while True:
-        request = comm.bcast(None, root=0)
-        if request is None:
-            return 0
-        comm.send(len(request), dest=0)
+        comm.send(len(comm.bcast(None, root=0)), dest=0)
 
 
 def api(args, comm, size, server_lines):

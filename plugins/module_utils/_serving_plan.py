@@ -82,12 +82,13 @@ def _rule(model, field, value, pattern_name):
         raise CatalogError("model %s: %s" % (model, found))
 
 
-def _int_or_auto(model, field, value, low, high):
-    if value == "auto":
+def _int_in(model, field, value, low, high, also=None):
+    """value when it is an integer low..high (or the word `also`); else CatalogError naming field and range."""
+    if also is not None and value == also:
         return value
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise CatalogError("model %s: %s %r is not allowed: must be an integer %d..%d or 'auto'"
-                           % (model, field, value, low, high))
+        raise CatalogError("model %s: %s %r is not allowed: must be an integer %d..%d%s"
+                           % (model, field, value, low, high, " or %r" % also if also is not None else ""))
     return value
 
 
@@ -138,10 +139,8 @@ def _validate_trtllm(key, entry, out, engine_root):
         raise CatalogError("model %s: trtllm_build must be a mapping of %s, got %r"
                            % (key, ", ".join(sorted(TRTLLM_BUILD_INTS) + ["gemm_plugin"]), build))
     for name, (low, high) in TRTLLM_BUILD_INTS.items():
-        value = build.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high):
-            raise CatalogError("model %s: trtllm_build.%s %r is not allowed: must be an integer %d..%d"
-                               % (key, name, value, low, high))
+        if name in build:
+            _int_in(key, "trtllm_build.%s" % name, build[name], low, high)
     if "gemm_plugin" in build:
         _rule(key, "trtllm_build.gemm_plugin", build["gemm_plugin"], "gemm_plugin")
     out["trtllm_build"] = dict(build)
@@ -189,13 +188,9 @@ def validate_entry(key, entry, engine_root=TRT_ENGINE_ROOT):
     if precision not in BYTES_PER_PARAM or (entry.get("quantization") and out["dtype"] not in BYTES_PER_PARAM):
         raise CatalogError("model %s: dtype/quantization %r is not allowed: must be one of %s"
                            % (key, precision, ", ".join(sorted(BYTES_PER_PARAM))))
-    out["tp"] = _int_or_auto(key, "tp", entry.get("tp", "auto"), 1, 2)
-    out["pp"] = _int_or_auto(key, "pp", entry.get("pp", 1), 1, 2)
-    out["max_model_len"] = entry.get("max_model_len", 8192)
-    if isinstance(out["max_model_len"], bool) or not isinstance(out["max_model_len"], int) \
-            or not 16 <= out["max_model_len"] <= 1048576:
-        raise CatalogError("model %s: max_model_len %r is not allowed: must be an integer 16..1048576"
-                           % (key, out["max_model_len"]))
+    out["tp"] = _int_in(key, "tp", entry.get("tp", "auto"), 1, 2, also="auto")
+    out["pp"] = _int_in(key, "pp", entry.get("pp", 1), 1, 2, also="auto")
+    out["max_model_len"] = _int_in(key, "max_model_len", entry.get("max_model_len", 8192), 16, 1048576)
     if out["engine"] == "trtllm":
         _validate_trtllm(key, entry, out, engine_root)
     else:
@@ -204,9 +199,7 @@ def validate_entry(key, entry, engine_root=TRT_ENGINE_ROOT):
         for field in ("trtllm_backend", "trtllm_options", "trtllm_build"):
             if field in entry:
                 raise CatalogError("model %s: %s is for engine trtllm, not %s" % (key, field, out["engine"]))
-    out["port"] = entry.get("port", 8355 if out["engine"] == "trtllm" else 8000)
-    if isinstance(out["port"], bool) or not isinstance(out["port"], int) or not 1024 <= out["port"] <= 65535:
-        raise CatalogError("model %s: port %r is not allowed: must be an integer 1024..65535" % (key, out["port"]))
+    out["port"] = _int_in(key, "port", entry.get("port", 8355 if out["engine"] == "trtllm" else 8000), 1024, 65535)
     out["extra_args"] = validate_extra_args(key, entry.get("extra_args", []), out["engine"])
     env = entry.get("env", {})
     if not isinstance(env, dict):
@@ -293,18 +286,23 @@ def config_hash(entry, plan_result, settings):
 
 
 HF_TOKEN_MOUNT = "/run/secrets/hf_token"
+# `hf download` (huggingface_hub >= 0.34), else `huggingface-cli download` (older images; NVIDIA's TensorRT-LLM recipe
+# uses it). Constant text; the repository id is $1.
+HF_DOWNLOAD_SCRIPT = ('if command -v hf >/dev/null; then exec hf download "$1"; '
+                      'else exec huggingface-cli download "$1"; fi')
 
 
 def hf_download_argv(entry, settings):
     """`docker run` argv that downloads entry's Hugging Face repository into the head's cache with the engine image's
-    own `hf` CLI. settings: {cache (host dir), endpoint (a Hub mirror, optional), token_file (host path, optional)}.
+    own CLI (`hf`, else `huggingface-cli`). settings: {cache (host dir), endpoint (a Hub mirror, optional), token_file (host path, optional)}.
     The token goes in as a read-only file (HF_TOKEN_PATH): never in argv, never in the container's environment."""
     argv = ["docker", "run", "--rm", "--network", "host", "-v", "%s:/root/.cache/huggingface/hub" % settings["cache"]]
     if settings.get("token_file"):
         argv += ["-v", "%s:%s:ro" % (settings["token_file"], HF_TOKEN_MOUNT), "-e", "HF_TOKEN_PATH=" + HF_TOKEN_MOUNT]
     if settings.get("endpoint"):
         argv += ["-e", "HF_ENDPOINT=" + settings["endpoint"]]
-    return argv + ["-e", "HF_HUB_DISABLE_PROGRESS_BARS=1", entry["image"], "hf", "download", entry["hf_repo"]]
+    return argv + ["-e", "HF_HUB_DISABLE_PROGRESS_BARS=1", entry["image"], "sh", "-c", HF_DOWNLOAD_SCRIPT, "sh",
+                   entry["hf_repo"]]
 
 
 # Rank 0 with Ray (vLLM's run_cluster.sh layout): the Ray head, then vLLM as the container's main process, so the
