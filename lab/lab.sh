@@ -72,8 +72,16 @@ start_node() {
   name=$(container "$node")
   if [[ "$(podman inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" == true ]]; then
     owner=$(podman inspect -f '{{range .Mounts}}{{if eq .Destination "/opt/dgx-spark-lab/bin"}}{{.Source}}{{end}}{{end}}' "$name")
-    [[ $owner == "$here/doubles" ]] || die "$node is running from another checkout ($owner); run its lab.sh down first"
-    return 0
+    if ! podman exec "$name" true >/dev/null 2>&1; then
+      # podman's record outlived the process (host restarted under it): nothing to keep
+      log "$node is marked running but does not answer; recreating it"
+    elif [[ ! -d $owner ]]; then
+      log "$node belongs to a checkout that no longer exists ($owner); recreating it"
+    elif [[ $owner != "$here/doubles" ]]; then
+      die "$node is running from another checkout ($owner); run its lab.sh down first"
+    else
+      return 0
+    fi
   fi
   podman rm -f "$name" >/dev/null 2>&1 || true
   image=$("$here/build_node_image.sh")

@@ -15,47 +15,49 @@ from ansible_collections.dgx_spark.cluster.plugins.module_utils._fabric import a
 GIB = 1 << 30
 
 
-def disk_checks(results):
-    """Registered loop results of `df -P -B1` on each check's path (item = {path, min_free_gib}) ->
-    [{path, mount, free_gib, min_free_gib, ok, message, summary}]."""
-    checks = []
-    for result in results or []:
-        path, need = result["item"]["path"], float(result["item"]["min_free_gib"])
-        cells = (result.get("stdout") or "").split()
-        if result.get("rc") != 0 or len(cells) < 6 or not cells[3].isdigit():
-            checks.append({"path": path, "mount": None, "free_gib": None, "min_free_gib": need, "ok": False,
-                           "message": "cannot measure free space at %s: %s" % (
-                               path, (result.get("stderr") or result.get("stdout") or "no df output").strip()),
+def disk_checks(df_lines, checks):
+    """The last `df -P -B1` line (or df's error) for each check's path, in order, and the checks
+    ({path, min_free_gib}) -> [{path, mount, free_gib, min_free_gib, ok, message, summary}]."""
+    judged = []
+    lines = list(df_lines or [])
+    for index, check in enumerate(checks or []):
+        path, need = check["path"], float(check["min_free_gib"])
+        line = lines[index] if index < len(lines) else ""
+        cells = line.split()
+        if len(cells) < 6 or not cells[3].isdigit():
+            judged.append({"path": path, "mount": None, "free_gib": None, "min_free_gib": need, "ok": False,
+                           "message": "cannot measure free space at %s: %s" % (path, line.strip() or "no df output"),
                            "summary": "%s ?" % path})
             continue
         free, mount = round(int(cells[3]) / float(GIB), 1), cells[5]
         ok = free >= need
-        checks.append({
+        judged.append({
             "path": path, "mount": mount, "free_gib": free, "min_free_gib": need, "ok": ok,
             "message": "" if ok else "%s (on %s) has %.1f GiB free, needs %g GiB: free space or point the path "
                                      "elsewhere" % (path, mount, free, need),
             "summary": "%s %.1f/%g GiB free" % (path, free, need)})
-    return checks
+    return judged
 
 
-def _link(result):
-    if result.get("rc") != 0:
-        return None
+def _links(ip_json):
+    """`ip -j link show` output -> {ifname: link}."""
     try:
-        data = json.loads(result.get("stdout") or "[]")
+        data = json.loads(ip_json or "[]")
     except ValueError:
-        return None
-    return data[0] if data else None
+        return {}
+    return {link.get("ifname"): link for link in data if isinstance(link, dict)}
 
 
-def link_problems(results):
-    """Registered loop results of `ip -j link show dev X` -> problems (missing link, admin down, no carrier)."""
+def link_problems(ip_json, names):
+    """`ip -j link show` output and the fabric netdevs -> problems (missing link, admin down, no carrier)."""
+    links = _links(ip_json)
     problems = []
-    for result in results or []:
-        name = result.get("item")
-        link = _link(result)
+    for name in names or []:
+        link = links.get(name)
         if link is None:
-            problems.append("fabric interface %s does not exist (%s)" % (name, (result.get("stderr") or "").strip()))
+            present = sorted(n for n in links if n and not n.startswith("veth"))  # not the containers' veths
+            problems.append("fabric interface %s does not exist (ip link show lists %s)" % (
+                name, ", ".join(present[:12] + (["..."] if len(present) > 12 else [])) or "no links"))
         elif "UP" not in link.get("flags", []):
             problems.append("fabric interface %s is administratively down (ip link set dev %s up)" % (name, name))
         elif "NO-CARRIER" in link.get("flags", []) or link.get("operstate") == "DOWN":
@@ -64,12 +66,13 @@ def link_problems(results):
     return problems
 
 
-def link_summary(results):
+def link_summary(ip_json, names):
     """One line: each fabric interface with its state and MTU."""
+    links = _links(ip_json)
     parts = []
-    for result in results or []:
-        link = _link(result)
-        parts.append("%s %s" % (result.get("item"), "missing" if link is None else "%s mtu %s" % (
+    for name in names or []:
+        link = links.get(name)
+        parts.append("%s %s" % (name, "missing" if link is None else "%s mtu %s" % (
             link.get("operstate"), link.get("mtu"))))
     return ", ".join(parts) or "not checked"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: serving_wait
-short_description: Wait until an engine container answers its health URL, failing at once when the container dies
+short_description: Wait until an engine container answers its health URL (and a real completion), failing at once when it dies
 version_added: 0.1.0
 description:
   - Polls O(url) and the state of O(container) (C(docker inspect)) every O(interval) seconds until the URL answers
@@ -16,6 +16,8 @@ description:
   - A container that exits while waiting fails the task at once with its exit code and its last log lines, instead
     of waiting out the deadline. With vLLM multi-node this is how a rank that never joins ends the wait - the head
     gives up after its C(--distributed-timeout-seconds) and exits.
+  - With O(served_name), ready also means the OpenAI API on the same host and port lists that name at C(/v1/models)
+    and answers one real greedy completion at C(/v1/completions) (8 tokens), all within the same deadline.
   - Reads only; it changes nothing and behaves the same in check mode.
 author:
   - DGX Spark cluster maintainers (@dgx-spark-cluster)
@@ -40,6 +42,15 @@ options:
     description: How many of the container's last log lines a failure carries.
     type: int
     default: 25
+  served_name:
+    description:
+      - The model name the API must list at C(/v1/models) and answer a completion for, once O(url) answers 200.
+      - Omitted, the wait ends at the first 200 from O(url).
+    type: str
+  completion_timeout:
+    description: Seconds the one real completion may take (the first request after start-up can be slow).
+    type: int
+    default: 120
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -58,6 +69,13 @@ EXAMPLES = r"""
     container: dgx-spark-serve-gpt-oss-120b-r0
     url: http://127.0.0.1:8000/health
     timeout: 900
+
+- name: Ready means the API lists the served name and answers a real completion
+  dgx_spark.cluster.serving_wait:
+    container: dgx-spark-serve-gpt-oss-120b-r0
+    url: http://127.0.0.1:8000/health
+    served_name: openai/gpt-oss-120b
+  register: ready
 """
 
 RETURN = r"""
@@ -77,6 +95,20 @@ status:
   description: The last HTTP status of O(url) (null when it did not answer).
   returned: always
   type: int
+models:
+  description: The model ids C(/v1/models) listed.
+  returned: when O(served_name) is set and O(url) answered
+  type: list
+  elements: str
+  sample: [openai/gpt-oss-120b]
+completion:
+  description: The text of the real completion.
+  returned: when O(served_name) is set and the completion answered
+  type: str
+completion_tokens:
+  description: Tokens the completion generated (at least 1 when ready).
+  returned: when O(served_name) is set and the completion answered
+  type: int
 log_tail:
   description: The container's last log lines.
   returned: on failure
@@ -86,6 +118,8 @@ log_tail:
 
 import json
 import time
+
+from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
@@ -109,6 +143,40 @@ def http_status(url):
         return getattr(exc, "code", None)
 
 
+def api_json(url, timeout, body=None):
+    """(HTTP status, parsed JSON body or None) of a GET, or of a POST when body is given; (None, None) on no answer."""
+    try:
+        response = open_url(url, method="POST" if body is not None else "GET", timeout=timeout, validate_certs=False,
+                            data=None if body is None else json.dumps(body),
+                            headers={"Content-Type": "application/json"})
+        status, text = response.getcode(), response.read()
+    except Exception as exc:  # HTTP errors carry a status and maybe a body
+        status = getattr(exc, "code", None)
+        text = exc.read() if status is not None and hasattr(exc, "read") else b""
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, None
+
+
+def api_problem(base, served_name, completion_timeout):
+    """(None, fields) when /v1/models lists served_name and one real completion answers; else (problem, fields)."""
+    status, listing = api_json(base + "/v1/models", 30)
+    models = [entry.get("id") for entry in (listing or {}).get("data") or [] if isinstance(entry, dict)]
+    if status != 200 or served_name not in models:
+        return "%s/v1/models lists %s (HTTP %s), not %s" % (base, models, status, served_name), {"models": models}
+    status, answer = api_json(base + "/v1/completions", completion_timeout,
+                              {"model": served_name, "prompt": "The DGX Spark", "max_tokens": 8, "temperature": 0})
+    answer = answer if isinstance(answer, dict) else {}
+    tokens = (answer.get("usage") or {}).get("completion_tokens") or 0
+    text = "".join(choice.get("text") or "" for choice in answer.get("choices") or [] if isinstance(choice, dict))
+    fields = {"models": models, "completion": text, "completion_tokens": tokens}
+    if status != 200 or tokens < 1:
+        detail = json.dumps(answer)[:300] if answer else "no JSON answer"
+        return "no completion from %s: HTTP %s %s" % (served_name, status, detail), fields
+    return None, fields
+
+
 def log_tail(runner, docker, name, lines):
     rc, stdout, stderr = runner.run([docker, "logs", "--tail", str(lines), name])
     return (stdout + stderr).splitlines()[-lines:]
@@ -122,13 +190,17 @@ def main():
             timeout=dict(type="int", default=900),
             interval=dict(type="float", default=0.5),
             log_lines=dict(type="int", default=25),
+            served_name=dict(type="str"),
+            completion_timeout=dict(type="int", default=120),
         ),
         supports_check_mode=True,
     )
-    name, url = module.params["container"], module.params["url"]
+    name, url, served_name = module.params["container"], module.params["url"], module.params["served_name"]
     found = _validate.first_problem([("container", name, "container"), ("url", url, "url")])
     if found:
         module.fail_json(msg=found)
+    parts = urlsplit(url)
+    base = "%s://%s" % (parts.scheme, parts.netloc)
     runner = CommandRunner(module)
     docker = runner.which("docker", "install Docker (the engine runs in a container)")
     start = time.monotonic()
@@ -137,8 +209,14 @@ def main():
         state, exit_code = container_state(runner, docker, name)
         status = None if state != "running" else http_status(url)
         elapsed = round(time.monotonic() - start, 1)
-        if status == 200:
+        if status == 200 and not served_name:
             module.exit_json(changed=False, elapsed=elapsed, state=state, status=status)
+        if status == 200:
+            problem, fields = api_problem(base, served_name, module.params["completion_timeout"])
+            elapsed = round(time.monotonic() - start, 1)
+            if problem:
+                module.fail_json(msg=problem, elapsed=elapsed, state=state, status=status, **fields)
+            module.exit_json(changed=False, elapsed=elapsed, state=state, status=status, **fields)
         if state != "running":
             tail = log_tail(runner, docker, name, module.params["log_lines"]) if state != "absent" else []
             module.fail_json(msg="container %s is %s (exit code %s) after %.0f s, before %s answered: %s"
