@@ -7,6 +7,8 @@ Two programs, each a separate process: the receiver (run by the module on the de
 program on stdin) listens first, then starts the sender on the source over SSH (program and one-time token on SSH's
 stdin, never in an argv). The sender proves the token and streams `docker save` in frames; the last frame carries
 the SHA-256 and length of everything sent, which the receiver compares with what it fed to `docker load`.
+Layers the destination already holds can be left out of the stream (without_layers): docker's load skips reading
+a layer file whose chain it holds, so those bytes never cross the wire.
 A program is this file's text (stdlib only: keep it self-contained) plus PROGRAMS plus one call.
 """
 
@@ -16,8 +18,12 @@ __metaclass__ = type
 
 import hashlib
 import hmac
+import io
 import json
+import re
 import struct
+import tarfile
+import tempfile
 
 MAGIC = b"DGXSPARK-IMG1"
 FRAME = struct.Struct("!Q")  # payload length; 0 ends the stream and is followed by the trailer
@@ -31,36 +37,149 @@ class StreamError(Exception):
 
 
 def _recv_exact(conn, size):
-    chunks, left = [], size
-    while left:
-        data = conn.recv(min(left, CHUNK))
-        if not data:
+    data = bytearray(size)
+    view, got = memoryview(data), 0
+    while got < size:
+        count = conn.recv_into(view[got:], size - got)
+        if not count:
             raise StreamError("the sender closed the connection after %d of %d bytes of a frame (interrupted)"
-                              % (size - left, size))
-        chunks.append(data)
-        left -= len(data)
-    return b"".join(chunks)
+                              % (got, size))
+        got += count
+    return data
 
 
-def send_stream(conn, token, source, source_error=None):
-    """Send MAGIC + token, then source (a binary file object) in frames, then the trailer. Returns (bytes, sha256).
+class FrameWriter:
+    """The sending end of a stream: frames what it is given, hashing and counting it (a file object for tarfile)."""
 
-    source_error() is asked at the end of the source: a message there means the source failed (for example
-    `docker save` exited non-zero), and no trailer is sent, so the receiver cannot take the stream as complete."""
-    conn.sendall(MAGIC + token)
-    digest, total = hashlib.sha256(), 0
+    def __init__(self, conn):
+        self.conn = conn
+        self.digest = hashlib.sha256()
+        self.total = 0
+
+    def write(self, data):
+        if data:
+            self.digest.update(data)
+            self.total += len(data)
+            self.conn.sendall(FRAME.pack(len(data)))
+            self.conn.sendall(data)
+        return len(data)
+
+    def finish(self):
+        self.conn.sendall(FRAME.pack(0) + TRAILER.pack(self.digest.digest(), self.total))
+
+
+# A layer file in `docker save` output: named by its digest in the OCI layout (docker >= 25), by a v1 ID in the
+# legacy one (docker < 25), whose directory's `json` (written just before its layer.tar) names the parent directory.
+LAYER_FILE = re.compile(r"^(?:blobs/sha256/(?P<digest>[0-9a-f]{64})|(?P<v1>[0-9a-f]{64})/layer\.tar)$")
+LEGACY_JSON = re.compile(r"^(?P<v1>[0-9a-f]{64})/json$")
+SPOOL_IN_MEMORY = 64 << 20
+
+
+def _hash_into(source, spool):
+    digest = hashlib.sha256()
     while True:
         data = source.read(CHUNK)
         if not data:
-            break
+            return "sha256:" + digest.hexdigest()
         digest.update(data)
-        total += len(data)
-        conn.sendall(FRAME.pack(len(data)) + data)
+        spool.write(data)
+
+
+def _parent_of(legacy_json):
+    try:
+        return json.loads(legacy_json.decode("utf-8")).get("parent") or ""
+    except (ValueError, AttributeError):
+        return None
+
+
+def _position(v1_id, parents):
+    """How deep a legacy layer directory sits (0 for the base), or None while a directory below it is unseen."""
+    depth = 0
+    while depth <= len(parents):
+        parent = parents.get(v1_id)
+        if parent is None:
+            return None
+        if parent == "":
+            return depth
+        v1_id, depth = parent, depth + 1
+    return None
+
+
+def without_layers(source, sink, skip, layers=()):
+    """Copy a `docker save` tar from source to sink without the layer files whose digest (diff ID) is in skip.
+
+    layers: the image's diff IDs in order. An OCI-layout layer file is known by its name; a legacy one by its
+    position when its directory's chain down to the base has been seen, else by hashing it into a spool (only
+    while some digest of skip is unmet; after that the rest streams straight through).
+    Returns {"left_out": {digest: bytes}, "layers_hashed": n}."""
+    left_out, unmet, parents, hashed = {}, set(skip), {}, 0
+
+    def leave_out(digest, size):
+        left_out[digest] = size
+        unmet.discard(digest)
+
+    reader = tarfile.open(fileobj=source, mode="r|", bufsize=CHUNK)
+    writer = tarfile.open(fileobj=sink, mode="w|", bufsize=CHUNK, format=tarfile.PAX_FORMAT, copybufsize=CHUNK)
+    for member in reader:
+        legacy_json = LEGACY_JSON.match(member.name) if member.isfile() else None
+        match = LAYER_FILE.match(member.name) if member.isfile() else None
+        if legacy_json:
+            data = reader.extractfile(member).read()
+            parents[legacy_json.group("v1")] = _parent_of(data)
+            writer.addfile(member, io.BytesIO(data))
+            continue
+        if not match or not unmet:
+            writer.addfile(member, reader.extractfile(member) if member.isfile() else None)
+            continue
+        position = None if match.group("digest") else _position(match.group("v1"), parents)
+        digest = ("sha256:" + match.group("digest") if match.group("digest")
+                  else layers[position] if position is not None and position < len(layers) else None)
+        if digest is not None:
+            if digest in skip:
+                leave_out(digest, member.size)
+            else:
+                writer.addfile(member, reader.extractfile(member))
+            continue
+        hashed += 1
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+            digest = _hash_into(reader.extractfile(member), spool)
+            if digest in skip:
+                leave_out(digest, member.size)
+            else:
+                spool.seek(0)
+                writer.addfile(member, spool)
+    writer.close()
+    while source.read(CHUNK):
+        pass  # the padding after the archive's end: docker save must not see a closed pipe
+    return {"left_out": left_out, "layers_hashed": hashed}
+
+
+def send_stream(conn, token, source, source_error=None, skip=None, layers=()):
+    """Send MAGIC + token, then source (a binary file object) in frames, then the trailer.
+
+    Returns (bytes, sha256, report): with skip (layer digests, layers the image's diff IDs in order), the layer
+    files named there are left out and report says which (without_layers).
+    source_error() is asked at the end of the source: a message there means the source failed (for example
+    `docker save` exited non-zero), and no trailer is sent, so the receiver cannot take the stream as complete."""
+    conn.sendall(MAGIC + token)
+    writer, report = FrameWriter(conn), {"left_out": {}, "layers_hashed": 0}
+    if skip:
+        try:
+            report = without_layers(source, writer, set(skip), layers)
+        except tarfile.TarError as exc:
+            error = source_error() if source_error else None
+            raise StreamError(error or "the image archive could not be read: %s" % exc)
+    else:
+        while True:
+            data = source.read(CHUNK)
+            if not data:
+                break
+            writer.write(data)
     error = source_error() if source_error else None
     if error:
         raise StreamError(error)
-    conn.sendall(FRAME.pack(0) + TRAILER.pack(digest.digest(), total))
-    return total, digest.hexdigest()
+    writer.finish()
+    return writer.total, writer.digest.hexdigest(), report
 
 
 def receive_stream(conn, token, sink, progress=None):
@@ -105,6 +224,21 @@ def _tail(data, lines=20):
     return "\n".join(data.decode("utf-8", "replace").rstrip().splitlines()[-lines:])
 
 
+# a receive_stream progress callback that rewrites path (JSON: bytes, seconds, expected) at most once a second
+def _progress_writer(path, expected, start):
+    due = [0.0]
+
+    def report(total):
+        now = time.monotonic()
+        if now < due[0]:
+            return
+        due[0] = now + 1
+        with open(path + ".tmp", "w") as out:
+            json.dump({"bytes": total, "seconds": round(now - start, 1), "expected": expected}, out)
+        os.replace(path + ".tmp", path)
+    return report if path else None
+
+
 def _fail(message):
     sys.stderr.write(message.rstrip() + "\n")
     raise SystemExit(3)
@@ -124,14 +258,15 @@ def sender_main(params):
         conn = socket.create_connection((params["host"], params["port"]), timeout=params["connect_timeout"])
         conn.settimeout(params["io_timeout"])
         with conn:
-            total, digest = send_stream(conn, bytes.fromhex(params["token"]), save.stdout, save_error)
+            total, digest, report = send_stream(conn, bytes.fromhex(params["token"]), save.stdout, save_error,
+                                                params.get("skip"), params.get("layers") or ())
             conn.shutdown(socket.SHUT_WR)
             conn.recv(1)  # the receiver closes once it has verified the trailer
     except (OSError, StreamError) as exc:
         save.kill()
         _fail("sender: %s" % exc)
-    sys.stdout.write(json.dumps({"bytes": total, "sha256": digest,
-                                 "seconds": round(time.monotonic() - start, 3)}) + "\n")
+    sys.stdout.write(json.dumps(dict(report, bytes=total, sha256=digest,
+                                     seconds=round(time.monotonic() - start, 3))) + "\n")
 
 
 def receiver_main(params):
@@ -158,7 +293,8 @@ def receiver_main(params):
         loader = subprocess.Popen([params["docker"], "load"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE)
         with conn:
-            total, digest = receive_stream(conn, token, loader.stdin)
+            total, digest = receive_stream(conn, token, loader.stdin,
+                                           _progress_writer(params.get("progress_file"), params.get("expected"), start))
             load_out, load_err = loader.communicate(timeout=params["timeout"])  # closes docker load's stdin
         if loader.returncode != 0:
             raise StreamError("docker load failed (rc=%d): %s" % (loader.returncode, _tail(load_err)))
@@ -175,11 +311,11 @@ def receiver_main(params):
     if sender.returncode != 0:
         _fail("the sender failed after the stream (rc=%d): %s" % (sender.returncode, _tail(sender_err, 3)))
     seconds = time.monotonic() - start
+    sent = json.loads(sender_out.decode("utf-8", "replace").strip().splitlines()[-1])
     sys.stdout.write(json.dumps({
         "bytes": total, "sha256": digest, "seconds": round(seconds, 3),
         "throughput_mib_s": round(total / 1048576.0 / max(seconds, 1e-6), 1),
-        "docker_load": load_out.decode("utf-8", "replace").strip(),
-        "sender": sender_out.decode("utf-8", "replace").strip()}) + "\n")
+        "docker_load": load_out.decode("utf-8", "replace").strip(), "sender": sent}) + "\n")
 """
 
 

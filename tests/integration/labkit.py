@@ -45,6 +45,11 @@ def playbook(name, *args, timeout=900, env=None):
 
 def module(host, name, args, *flags, timeout=300):
     """Run dgx_spark.cluster.<name> on one lab host; returns (rc, the module's result dict)."""
+    return module_run(host, name, args, *flags, timeout=timeout)[:2]
+
+
+def module_run(host, name, args, *flags, timeout=300):
+    """module(), plus what ansible printed on stderr (warnings, progress lines)."""
     argv = [str(VENV_BIN / "ansible"), host, "-m", "dgx_spark.cluster." + name, "-a", json.dumps(args)] + list(flags)
     result = subprocess.run(argv, cwd=str(ROOT), capture_output=True, text=True, timeout=timeout, check=False,
                             env=ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
@@ -54,7 +59,7 @@ def module(host, name, args, *flags, timeout=300):
     except ValueError:
         raise AssertionError("ansible output is not JSON (rc %d):\n%s\n%s" % (result.returncode, result.stdout,
                                                                               result.stderr))
-    return result.returncode, data["plays"][0]["tasks"][0]["hosts"][host]
+    return result.returncode, data["plays"][0]["tasks"][0]["hosts"][host], result.stderr
 
 
 def recap(output):

@@ -2,22 +2,55 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from labkit import lab, module, playbook, ssh
+from labkit import lab, module, module_run, playbook, ssh
 
 HEAD_FABRIC = "10.10.10.1"
 IMAGE = "lab/p2p-test:1"
+IMAGE2 = "lab/p2p-test:2"  # IMAGE plus one small layer
 # 48 MiB of random data on top of busybox: large enough for many frames, built on the head's docker
 BUILD = ("printf 'FROM lab/busybox\\nRUN dd if=/dev/urandom of=/blob bs=1M count=48 2>/dev/null\\n' "
          "| docker build -q --network host -t %s - >/dev/null")
+# docker whose save runs at about 16 MiB/s: a copy long enough to show its progress
+SLOW = """sudo tee /usr/local/bin/docker-slow >/dev/null <<'EOF'
+#!/bin/sh
+if [ "$1" = save ]; then
+  docker "$@" | python3 -c 'import sys, time
+while True:
+    data = sys.stdin.buffer.read(1 << 20)
+    if not data:
+        break
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+    time.sleep(0.06)'
+  exit 0
+fi
+exec docker "$@"
+EOF
+sudo chmod 755 /usr/local/bin/docker-slow"""
+# docker whose first load fails (after reading its input), as a load without the held layers would
+REFUSING_ONCE = """sudo tee /usr/local/bin/docker-refusing-once >/dev/null <<'EOF'
+#!/bin/sh
+if [ "$1" = load ] && [ ! -e /tmp/docker-refused ]; then
+  cat >/dev/null; touch /tmp/docker-refused; echo 'Error: simulated load failure' >&2; exit 1
+fi
+exec docker "$@"
+EOF
+sudo chmod 755 /usr/local/bin/docker-refusing-once"""
 TRUNCATING = ("printf '#!/bin/sh\\n[ \"$1\" = save ] && { docker \"$@\" | head -c 20000000; exit 0; }\\n"
               "exec docker \"$@\"\\n' | sudo tee /usr/local/bin/docker-truncating >/dev/null "
               "&& sudo chmod 755 /usr/local/bin/docker-truncating")
 
 
-def image_id(node):
-    out = ssh(node, "docker image inspect --format '{{.Id}}' %s" % IMAGE, check=False)
+def image_id(node, image=IMAGE):
+    out = ssh(node, "docker image inspect --format '{{.Id}}' %s" % image, check=False)
     return out.stdout.strip() if out.returncode == 0 else None
+
+
+def layers(node, image):
+    return json.loads(ssh(node, "docker image inspect --format '{{json .RootFS.Layers}}' %s" % image).stdout)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -31,10 +64,13 @@ def images():
                       ">/dev/null" % IMAGE)
     for node in ("spark-2959", "spark-ba63"):
         ssh(node, TRUNCATING)
+        ssh(node, SLOW)
+        ssh(node, REFUSING_ONCE)
     yield
     for node in ("spark-2959", "spark-ba63"):
-        ssh(node, "docker image rm -f %s >/dev/null 2>&1; docker image prune -f >/dev/null; "
-                  "sudo rm -f /usr/local/bin/docker-truncating" % IMAGE, check=False)
+        ssh(node, "docker image rm -f %s %s >/dev/null 2>&1; docker image prune -f >/dev/null; "
+                  "sudo rm -f /usr/local/bin/docker-truncating /usr/local/bin/docker-slow /usr/local/bin/docker-refusing-once "
+                  "/tmp/docker-refused" % (IMAGE, IMAGE2), check=False)
 
 
 def test_a_broken_stream_keeps_the_previous_image():
@@ -60,6 +96,46 @@ def test_copy_then_nothing_to_do():
     rc, again = module("spark-ba63", "p2p_image_copy", {"image": IMAGE, "source_host": HEAD_FABRIC})
     assert rc == 0 and again["changed"] is False and again["transferred"] is False
     assert again["compared_by"] == "image id"
+
+
+def test_a_new_version_sends_only_its_new_layer():
+    # runs after the copy above: the worker holds IMAGE, whose layers are IMAGE2's base
+    ssh("spark-2959", "printf 'FROM %s\\nRUN dd if=/dev/urandom of=/top bs=1M count=2 2>/dev/null\\n' "
+                      "| docker build -q --network host -t %s - >/dev/null" % (IMAGE, IMAGE2))
+    base = layers("spark-2959", IMAGE)
+    assert layers("spark-2959", IMAGE2)[:len(base)] == base
+    rc, result = module("spark-ba63", "p2p_image_copy", {"image": IMAGE2, "source_host": HEAD_FABRIC})
+    assert rc == 0 and result["transferred"] is True, result
+    assert result["layers_left_out"] == sorted(base) and result["bytes_left_out"] > 48 << 20
+    assert 2 << 20 < result["bytes"] < 4 << 20  # the new layer and the metadata, not the 48 MiB below it
+    assert image_id("spark-ba63", IMAGE2) == image_id("spark-2959", IMAGE2) == result["dest_id_after"]
+    assert ssh("spark-ba63", "docker run --rm %s busybox wc -c /top /blob" % IMAGE2).stdout.split()[:4:2] == \
+        ["2097152", "50331648"]
+
+
+def test_a_failed_load_without_the_held_layers_is_redone_with_every_layer():
+    ssh("spark-ba63", "docker image rm -f %s >/dev/null; rm -f /tmp/docker-refused" % IMAGE2)
+    rc, result, stderr = module_run("spark-ba63", "p2p_image_copy", {
+        "image": IMAGE2, "source_host": HEAD_FABRIC, "docker": "docker-refusing-once"})
+    assert rc == 0 and result["transferred"] is True, result
+    assert "copying every layer" in " ".join(result.get("warnings", []) + [stderr])
+    assert "simulated load failure" in " ".join(result.get("warnings", []) + [stderr])
+    assert result["layers_left_out"] == [] and result["bytes"] > 48 << 20  # the second attempt sent it all
+    assert image_id("spark-ba63", IMAGE2) == image_id("spark-2959", IMAGE2)
+
+
+def test_a_long_copy_shows_its_progress():
+    ssh("spark-ba63", "docker image rm -f %s %s >/dev/null; docker image prune -f >/dev/null" % (IMAGE, IMAGE2))
+    rc, result, stderr = module_run("spark-ba63", "p2p_image_copy", {
+        "image": IMAGE, "source_host": HEAD_FABRIC, "docker": "docker-slow", "progress_interval": 0.5,
+        "skip_present_layers": False})  # every layer, whatever else the worker holds: the size is known
+    assert rc == 0 and result["transferred"] is True and result["seconds"] > 2, result
+    lines = [line for line in stderr.splitlines() if line.startswith("spark-ba63: %s " % IMAGE)]
+    assert lines, stderr
+    mib = [float(line.split()[2]) for line in lines]
+    assert mib == sorted(mib) and 0 < mib[-1] <= 50 and "of ~" in lines[-1] and "MiB/s" in lines[-1], lines
+    assert image_id("spark-ba63") == image_id("spark-2959")
+    assert ssh("spark-ba63", "ls ~/.ansible_async | grep -c p2p_image_copy", check=False).stdout.strip() == "0"
 
 
 def test_missing_source_image_is_named():

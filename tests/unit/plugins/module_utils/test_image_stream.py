@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
 
 import pytest
 
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _image_stream as stream
-from ansible_collections.dgx_spark.cluster.plugins.modules.p2p_image_copy import image_identity
+from ansible_collections.dgx_spark.cluster.plugins.modules.p2p_image_copy import (
+    chain_ids, image_identity, layers_to_leave_out)
 from ansible_collections.dgx_spark.cluster.tests.unit.recorded import fixture_body
 
 TOKEN = bytes(range(32))
@@ -121,7 +124,7 @@ def test_receiver_and_sender_programs_move_the_image_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["bytes"] == len(PAYLOAD) and (tmp_path / "loaded.tar").read_bytes() == PAYLOAD
-    assert json.loads(report["sender"])["sha256"] == report["sha256"]
+    assert report["sender"]["sha256"] == report["sha256"] and report["sender"]["left_out"] == {}
     assert report["docker_load"] == "Loaded image: lab/img:1"
 
 
@@ -152,3 +155,122 @@ def test_image_identity_across_stores():
     assert id_a != id_b and key_a == key_b
     changed = json.dumps([dict(base, Id="sha256:" + "c" * 64, RootFS={"Layers": ["sha256:" + "d" * 64]})])
     assert image_identity(changed)[1] != key_a
+
+
+def saved_image(layers, layout="legacy", parents_first=False):
+    """A `docker save` archive of layers (bytes each) in docker's legacy (< 25) or OCI (>= 25) layout, and the
+    diff IDs. Legacy: a directory per layer named by a v1 ID (not its digest) whose `json` names its parent, in
+    name order as docker writes them; parents_first names them so that each parent comes before its child."""
+    diff_ids = ["sha256:" + hashlib.sha256(data).hexdigest() for data in layers]
+    members = []
+    if layout == "legacy":
+        step = 1 if parents_first else -1
+        v1_ids = ["%064x" % (0xfeed + step * index) for index in range(len(layers))]
+        paths = [v1_id + "/layer.tar" for v1_id in v1_ids]
+        members += list(zip(paths, layers))
+        for index, v1_id in enumerate(v1_ids):
+            record = {"id": v1_id, "parent": v1_ids[index - 1]} if index else {"id": v1_id}
+            members.append((v1_id + "/json", json.dumps(record).encode()))
+    else:
+        paths = ["blobs/sha256/" + diff_id[7:] for diff_id in diff_ids]
+        members += list(zip(paths, layers))
+    members.append(("manifest.json", json.dumps([{"Config": "config.json", "Layers": paths}]).encode()))
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        for name, data in sorted(members):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return out.getvalue(), diff_ids
+
+
+def members_of(archive):
+    with tarfile.open(fileobj=io.BytesIO(archive)) as opened:
+        return {m.name: opened.extractfile(m).read() for m in opened.getmembers() if m.isfile()}
+
+
+LAYERS = [os.urandom(size) for size in (300000, 5000, 70000)]
+
+
+@pytest.mark.parametrize("layout", ["legacy", "oci"])
+def test_layers_the_destination_holds_are_left_out(layout):
+    archive, diff_ids = saved_image(LAYERS, layout)
+    sink = io.BytesIO()
+    left_out = stream.without_layers(io.BytesIO(archive), sink, set(diff_ids[:2]), diff_ids)["left_out"]
+    assert left_out == {diff_ids[0]: len(LAYERS[0]), diff_ids[1]: len(LAYERS[1])}
+    before, after = members_of(archive), members_of(sink.getvalue())
+    assert set(before) - set(after) == {name for name, data in before.items() if data in LAYERS[:2]}
+    assert all(after[name] == before[name] for name in after)  # the rest arrives byte for byte
+    assert len(sink.getvalue()) <= len(archive) - len(LAYERS[0]) - len(LAYERS[1]) + tarfile.RECORDSIZE
+
+
+@pytest.mark.parametrize("parents_first, layers_known, hashed", [
+    (True, True, 0),  # every directory's chain is known when its layer file passes: placed by position
+    (False, True, 2),  # children before parents: the two upper layers are hashed, the base is placed
+    (True, False, 2),  # without the image's layer list, hashing until both digests are met
+])
+def test_legacy_layer_files_are_placed_by_their_chain_or_hashed(parents_first, layers_known, hashed):
+    archive, diff_ids = saved_image(LAYERS, parents_first=parents_first)
+    sink = io.BytesIO()
+    report = stream.without_layers(io.BytesIO(archive), sink, set(diff_ids[:2]), diff_ids if layers_known else ())
+    assert report == {"left_out": {diff_ids[0]: len(LAYERS[0]), diff_ids[1]: len(LAYERS[1])}, "layers_hashed": hashed}
+    assert LAYERS[2] in members_of(sink.getvalue()).values()
+
+
+def test_nothing_to_leave_out_copies_every_member():
+    archive = saved_image(LAYERS)[0]
+    sink = io.BytesIO()
+    assert stream.without_layers(io.BytesIO(archive), sink, {"sha256:" + "0" * 64})["left_out"] == {}
+    assert members_of(sink.getvalue()) == members_of(archive)
+
+
+def test_a_truncated_archive_fails_the_send_with_the_source_error():
+    archive, diff_ids = saved_image(LAYERS)
+
+    class Discard:
+        def sendall(self, _data):
+            pass
+    with pytest.raises(stream.StreamError, match="docker save failed"):
+        stream.send_stream(Discard(), TOKEN, io.BytesIO(archive[:200000]), lambda: "docker save failed", diff_ids)
+
+
+def test_chain_ids_follow_docker_layer_store():
+    a, b, c = ("sha256:" + ch * 64 for ch in "abc")
+    chains = chain_ids([a, b, c])
+    assert chains[0] == a
+    assert chains[1] == "sha256:" + hashlib.sha256(("%s %s" % (a, b)).encode()).hexdigest()
+    assert chains[2] == "sha256:" + hashlib.sha256(("%s %s" % (chains[1], c)).encode()).hexdigest()
+
+
+def test_only_the_held_prefix_is_left_out():
+    a, b, c, d = ("sha256:" + ch * 64 for ch in "abcd")
+    held = set(chain_ids([a, b]))
+    assert layers_to_leave_out([a, b, c], held) == [a, b]
+    # the same layers over another base are another chain: docker needs their files
+    assert layers_to_leave_out([d, a, b], held) == []
+    # a digest the missing part repeats must still be sent
+    assert layers_to_leave_out([a, b, a], held) == [b]
+    assert layers_to_leave_out([a, b], set()) == []
+
+
+def test_the_sender_program_leaves_out_what_it_is_told(tmp_path):
+    archive, diff_ids = saved_image(LAYERS)
+    docker, ssh = stand_ins(tmp_path, archive)
+    params = receiver_params(docker, ssh)
+    params["sender"].update(skip=diff_ids[:1], layers=diff_ids)
+    result = run_receiver(params)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["sender"]["left_out"] == {diff_ids[0]: len(LAYERS[0])} and report["sender"]["layers_hashed"] == 2
+    loaded = members_of((tmp_path / "loaded.tar").read_bytes())
+    assert LAYERS[0] not in loaded.values() and LAYERS[1] in loaded.values() and "manifest.json" in loaded
+
+
+def test_the_receiver_writes_its_progress_for_the_action_plugin(tmp_path):
+    docker, ssh = stand_ins(tmp_path, PAYLOAD)
+    params = dict(receiver_params(docker, ssh), progress_file=str(tmp_path / "progress.json"), expected=len(PAYLOAD))
+    result = run_receiver(params)
+    assert result.returncode == 0, result.stderr
+    progress = json.loads((tmp_path / "progress.json").read_text())
+    assert 0 < progress["bytes"] <= len(PAYLOAD) and progress["expected"] == len(PAYLOAD)
+    assert not (tmp_path / "progress.json.tmp").exists()
