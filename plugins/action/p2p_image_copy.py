@@ -1,116 +1,18 @@
 # -*- coding: utf-8 -*-
 # Copyright: dgx_spark.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""p2p_image_copy with progress: the module runs as an async job and its progress is shown while it runs."""
+"""p2p_image_copy with progress: a needed copy runs as an async job and its progress is shown while it runs."""
 
 from __future__ import annotations
 
-import json
-import shlex
-import time
-import uuid
-
-from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
-from ansible.utils.display import Display
-
-display = Display()
-
-DEFAULT_INTERVAL = 10
-DEFAULT_TIMEOUT = 3600
-POLL = 0.5  # seconds between two looks at the job: one shell command, no module
-SEPARATOR = "--p2p-image-copy-progress--"
+from ansible_collections.dgx_spark.cluster.plugins.plugin_utils._progress_action import ProgressAction, amount_line
 
 
-def progress_line(host, image, report):
-    """One line for the user from the module's progress file (bytes, seconds, expected)."""
-    done, seconds, expected = report.get("bytes") or 0, report.get("seconds") or 0, report.get("expected")
-    line = "%s: %s %.0f MiB" % (host, image, done / 1048576.0)
-    if expected:
-        line += " of ~%.0f MiB (%d%%)" % (expected / 1048576.0, min(99, 100 * done // expected))
-    if seconds:
-        line += ", %.0f MiB/s" % (done / 1048576.0 / seconds)
-    return line
+class ActionModule(ProgressAction):
+    """An image already there answers from the comparison; a copy prints '<host>: <image> <amount>' lines."""
 
+    DEFAULT_TIMEOUT = 3600
+    PROBE_IS_RESULT = True
 
-class ActionModule(ActionBase):
-    """Compares first (the module in check mode); a copy that is needed then runs as an async job, and its progress
-    is printed every progress_interval seconds. Check mode, a task that sets async itself, and progress_interval 0
-    run the module as any other."""
-
-    _supports_check_mode = True
-    _supports_async = True
-
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        args = dict(self._task.args)
-        interval = args.get("progress_interval", DEFAULT_INTERVAL)
-        try:
-            interval = float(interval)
-        except (TypeError, ValueError):
-            raise AnsibleActionFail("progress_interval must be a number of seconds, not %r" % (interval,))
-        if self._task.check_mode or self._task.async_val or interval <= 0:
-            result.update(self._execute_module(module_args=args, task_vars=task_vars))
-            return result
-        probe = self._module_with(args, task_vars, check_mode=True)
-        if probe.get("failed") or not probe.get("changed"):
-            result.update(probe)  # nothing to copy, or a failure before anything changed
-            return result
-        async_dir = self._remote_expand_user(self.get_shell_option("async_dir", default="~/.ansible_async"))
-        args["progress_file"] = self._connection._shell.join_path(async_dir, "p2p_image_copy-%s.json"
-                                                                  % uuid.uuid4().hex)
-        started = self._module_with(args, task_vars, async_val=int(args.get("timeout") or DEFAULT_TIMEOUT) + 120)
-        if started.get("failed") or "ansible_job_id" not in started:
-            result.update(started)
-            return result
-        result.update(self._wait(started["ansible_job_id"], async_dir, args, interval, task_vars))
-        return result
-
-    def _module_with(self, args, task_vars, check_mode=None, async_val=None):
-        """The module run once with the task's check_mode or async_val set otherwise (as an async job for the
-        latter), the task put back afterwards."""
-        saved = self._task.check_mode, self._task.async_val
-        try:
-            if check_mode is not None:
-                self._task.check_mode = check_mode
-            if async_val is not None:
-                self._task.async_val = async_val
-            return self._execute_module(module_args=dict(args), task_vars=task_vars, wrap_async=bool(async_val))
-        finally:
-            self._task.check_mode, self._task.async_val = saved
-
-    def _wait(self, jid, async_dir, args, interval, task_vars):
-        """Until the job has finished: one cheap command every POLL seconds reads its status file and the
-        progress file; a progress line every interval seconds. Then async_status returns the result and cleans up."""
-        host = (task_vars or {}).get("inventory_hostname", "")
-        look = "cat %s 2>/dev/null; echo; echo %s; cat %s 2>/dev/null" % (
-            shlex.quote(self._connection._shell.join_path(async_dir, jid)), SEPARATOR,
-            shlex.quote(args["progress_file"]))
-        shown = time.monotonic()
-        while True:
-            time.sleep(POLL)
-            job, progress = _json_or_none(self._low_level_execute_command(look).get("stdout") or "", SEPARATOR)
-            if job is None or job.get("finished", True):  # the wrapper's own record says finished: 0
-                break
-            if progress and time.monotonic() - shown >= interval:
-                display.display(progress_line(host, args.get("image"), progress), stderr=True)
-                shown = time.monotonic()
-        status_args = {"jid": jid, "_async_dir": async_dir}
-        status = self._execute_module(module_name="ansible.legacy.async_status", module_args=status_args,
-                                      task_vars=task_vars)
-        self._execute_module(module_name="ansible.legacy.async_status", task_vars=task_vars,
-                             module_args=dict(status_args, mode="cleanup"))
-        for key in ("ansible_job_id", "started", "finished", "results_file"):
-            status.pop(key, None)
-        return status
-
-
-def _json_or_none(text, separator):
-    """The two JSON documents around separator; None for one that is missing or half written."""
-    documents = []
-    for part in text.split(separator, 1) + [""]:
-        try:
-            documents.append(json.loads(part))
-        except ValueError:
-            documents.append(None)
-    return documents[0], documents[1]
+    def progress_line(self, host, args, report):
+        return "%s: %s %s" % (host, args.get("image"), amount_line(report))

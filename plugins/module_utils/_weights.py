@@ -88,11 +88,12 @@ def check_files(root, files):
 
 _RSYNC_SENT = re.compile(r"^Total bytes sent:\s*([\d,.]+)", re.M)
 _RSYNC_FILES = re.compile(r"^Number of regular files transferred:\s*([\d,.]+)", re.M)
+_RSYNC_FILE_BYTES = re.compile(r"^Total transferred file size:\s*([\d,.]+)", re.M)
 
 
 def rsync_stats(text):
-    """`rsync --stats` output -> (bytes sent, regular files transferred)."""
+    """`rsync --stats` output -> (bytes sent, regular files transferred, size of those files)."""
     def number(pattern):
         match = pattern.search(text or "")
         return int(match.group(1).replace(",", "").replace(".", "")) if match else None
-    return number(_RSYNC_SENT), number(_RSYNC_FILES)
+    return number(_RSYNC_SENT), number(_RSYNC_FILES), number(_RSYNC_FILE_BYTES)

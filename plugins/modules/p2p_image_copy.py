@@ -66,18 +66,6 @@ options:
       - The docker CLI on both nodes.
     type: str
     default: docker
-  progress_interval:
-    description:
-      - Seconds between two progress lines (MiB received, rate) on the controller's stderr while a copy runs. A
-        needed copy then runs as an async job of its own; V(0) runs it in the foreground without progress.
-      - Not used in check mode or when the task sets C(async) itself.
-    type: float
-    default: 10
-  progress_file:
-    description:
-      - A file the copy rewrites about once a second while it runs, with the bytes received so far (JSON). The
-        collection's action plugin sets it and shows the progress while the copy runs; it is removed at the end.
-    type: path
   skip_present_layers:
     description:
       - Leave out of the stream the layers whose chain the destination already holds (for example the base layers
@@ -88,14 +76,8 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - dgx_spark.cluster.progress
 attributes:
-  action:
-    support: full
-    details: The action plugin runs the copy as an async job and shows its progress.
-  async:
-    support: full
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: Compares and reports whether a transfer would happen.

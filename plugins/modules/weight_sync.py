@@ -52,8 +52,16 @@ options:
       - Seconds for the whole transfer.
     type: int
     default: 7200
+  bwlimit:
+    description:
+      - Cap on rsync's rate in KiB/s (C(--bwlimit)), to leave room on a fabric that also carries serving traffic;
+        V(0) for none.
+    type: int
+    default: 0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - dgx_spark.cluster.progress
 attributes:
   check_mode:
     support: full
@@ -82,6 +90,10 @@ files_transferred:
   description: Regular files rsync sent.
   returned: always
   type: int
+file_bytes:
+  description: Size of the files rsync sent (in check mode, would send).
+  returned: always
+  type: int
 files_checked:
   description: Snapshot (or model) files opened and size-checked on the destination.
   returned: when not in check mode
@@ -102,7 +114,7 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _validate, _weights
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _rsync_progress, _validate, _weights
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
 
 SSH_COMMAND = " ".join(["ssh"] + _validate.SSH_OPTIONS)  # rsync -e takes one string; it holds no input
@@ -117,6 +129,9 @@ def main():
             dest_user=dict(type="str"),
             dest_path=dict(type="path"),
             timeout=dict(type="int", default=7200),
+            bwlimit=dict(type="int", default=0),
+            progress_interval=dict(type="float", default=10),
+            progress_file=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -128,6 +143,8 @@ def main():
         ("dest_user", params["dest_user"] or "root", "user"), ("hf_repo", params["hf_repo"] or "org/name", "hf_repo")])
     if found:
         module.fail_json(msg=found)
+    if params["bwlimit"] < 0:
+        module.fail_json(msg="bwlimit is a rate in KiB/s (0 for none), not %d" % params["bwlimit"])
 
     if params["hf_repo"]:
         root, top, dest_root = params["path"], _weights.repo_folder(params["hf_repo"]), dest_path
@@ -147,14 +164,28 @@ def main():
                 "-e", SSH_COMMAND, os.path.realpath(root) + "/", "%s:%s/" % (target, dest_root)]
         if module.check_mode:
             argv.insert(1, "--dry-run")
+        if params["bwlimit"] > 0:
+            argv.insert(1, "--bwlimit=%d" % params["bwlimit"])
         start = time.monotonic()
-        rc, out, err = runner.run(argv, timeout=params["timeout"])
+        if params["progress_file"] and not module.check_mode:
+            argv.insert(1, "--info=progress2")
+            program = _rsync_progress.program(argv, params["progress_file"])
+            try:
+                rc, out, err = runner.run([runner.which("python3", "install python3"), "-"], data=program,
+                                          binary_data=True, timeout=params["timeout"])
+            finally:
+                for leftover in (params["progress_file"], params["progress_file"] + ".tmp"):
+                    if os.path.exists(leftover):
+                        os.remove(leftover)
+        else:
+            rc, out, err = runner.run(argv, timeout=params["timeout"])
         seconds = round(time.monotonic() - start, 3)
     if rc != 0:
         runner.fail("rsync to %s:%s failed (rc=%s); a retry resumes where it stopped" % (target, dest_root, rc),
                     argv, rc, out, err)
-    sent, transferred = _weights.rsync_stats(out)
+    sent, transferred, file_bytes = _weights.rsync_stats(out)
     result = {"changed": bool(transferred), "bytes_sent": sent, "files_transferred": transferred,
+              "file_bytes": file_bytes,
               "seconds": seconds, "paths": len(paths), "source": os.path.join(root, top),
               "destination": "%s:%s" % (target, os.path.join(dest_root, top))}
     if not module.check_mode:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from labkit import lab, module, playbook, ssh
+from labkit import lab, module, module_run, playbook, ssh
 
 CACHE = "/home/spark/.cache/huggingface/hub"
 WORKER_FABRIC = "10.10.10.2"
@@ -83,6 +83,21 @@ def test_a_blob_lost_on_the_worker_is_sent_again():
     rc, result = sync()
     assert rc == 0 and result["files_transferred"] == 1
     assert digests("spark-ba63") == digests("spark-2959")
+
+
+def test_a_long_sync_shows_its_progress():
+    ssh("spark-ba63", "rm -rf ~/.cache/huggingface")
+    rc, result, stderr = module_run("spark-2959", "weight_sync", {
+        "path": CACHE, "hf_repo": "lab/tiny", "dest_host": WORKER_FABRIC, "bwlimit": 8000, "progress_interval": 0.5})
+    assert rc == 0 and result["changed"] is True and result["seconds"] > 2, result
+    lines = [line for line in stderr.splitlines() if line.startswith("spark-2959: weights lab/tiny -> 10.10.10.2 ")]
+    assert lines, stderr
+    mib = [float(line.split()[5]) for line in lines]
+    assert mib == sorted(mib) and 0 < mib[-1] <= 20 and "of ~20 MiB" in lines[-1] and "MiB/s" in lines[-1], lines
+    # 3 snapshot files, 2 blobs in the repo folder, refs/main
+    assert result["files_checked"] == 6 and result["file_bytes"] > 20 << 20
+    assert digests("spark-ba63") == digests("spark-2959")
+    assert ssh("spark-2959", "ls ~/.ansible_async | grep -c weight_sync", check=False).stdout.strip() == "0"
 
 
 def test_an_incomplete_download_on_the_head_is_refused():

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _weights
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _rsync_progress, _weights
 from ansible_collections.dgx_spark.cluster.plugins.modules import weight_sync
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -123,5 +127,29 @@ def test_links_leaving_the_cache_are_refused(tmp_path):
 
 
 def test_rsync_stats_parsing():
-    text = "Number of regular files transferred: 1,234\nTotal bytes sent: 9,876,543\n"
-    assert _weights.rsync_stats(text) == (9876543, 1234)
+    text = ("Number of regular files transferred: 1,234\nTotal transferred file size: 9,800,000 bytes\n"
+            "Total bytes sent: 9,876,543\n")
+    assert _weights.rsync_stats(text) == (9876543, 1234, 9800000)
+
+
+def test_rsync_progress_child_passes_rsync_through_and_reports(tmp_path):
+    # the real rsync, locally: its progress2 lines feed the progress file, its output and status pass through
+    source, dest = tmp_path / "src", tmp_path / "dst"
+    source.mkdir()
+    (source / "model.safetensors").write_bytes(os.urandom(8 << 20))
+    progress = tmp_path / "progress.json"
+    argv = [shutil.which("rsync"), "--info=progress2", "-a", "--stats", str(source) + "/", str(dest) + "/"]
+    done = subprocess.run([sys.executable, "-"], input=_rsync_progress.program(argv, str(progress)).encode(),
+                          capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert _weights.rsync_stats(done.stdout.decode())[1:] == (1, 8 << 20)
+    report = json.loads(progress.read_text())
+    assert 0 < report["bytes"] <= 8 << 20 and report["seconds"] >= 0
+    assert (dest / "model.safetensors").read_bytes() == (source / "model.safetensors").read_bytes()
+
+
+def test_rsync_progress_child_keeps_rsyncs_failure(tmp_path):
+    argv = [shutil.which("rsync"), "--info=progress2", "-a", str(tmp_path / "absent") + "/", str(tmp_path / "d")]
+    program = _rsync_progress.program(argv, str(tmp_path / "p.json"))
+    done = subprocess.run([sys.executable, "-"], input=program.encode(), capture_output=True, timeout=60, check=False)
+    assert done.returncode == 23 and b"absent" in done.stderr
