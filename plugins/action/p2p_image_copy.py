@@ -5,14 +5,14 @@
 
 from __future__ import annotations
 
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._image_stream import COPY_TIMEOUT
 from ansible_collections.dgx_spark.cluster.plugins.plugin_utils._progress_action import ProgressAction, amount_line
 
 
 class ActionModule(ProgressAction):
     """An image already there answers from the comparison; a copy prints '<host>: <image> <amount>' lines."""
 
-    DEFAULT_TIMEOUT = 3600
-    PROBE_IS_RESULT = True
+    DEFAULT_TIMEOUT = COPY_TIMEOUT
 
     def progress_line(self, host, args, report):
         return "%s: %s %s" % (host, args.get("image"), amount_line(report))

@@ -5,15 +5,15 @@
 
 from __future__ import annotations
 
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._weights import SYNC_TIMEOUT
 from ansible_collections.dgx_spark.cluster.plugins.plugin_utils._progress_action import ProgressAction, amount_line
 
 
 class ActionModule(ProgressAction):
-    """rsync's dry run decides; nothing to send still runs the module in the foreground, which checks every file
-    on the destination. A sync prints '<host>: weights <repo or path> -> <dest> <amount>' lines."""
+    """rsync's dry run decides (with nothing to send, that run has checked every file on the destination); a sync
+    prints '<host>: weights <repo or path> -> <dest> <amount>' lines."""
 
-    DEFAULT_TIMEOUT = 7200
-    PROBE_IS_RESULT = False
+    DEFAULT_TIMEOUT = SYNC_TIMEOUT
 
     def progress_line(self, host, args, report):
         expected = (self._probe or {}).get("file_bytes")  # what rsync's dry run said it would send

@@ -30,6 +30,7 @@ FRAME = struct.Struct("!Q")  # payload length; 0 ends the stream and is followed
 TRAILER = struct.Struct("!32sQ")  # sha256 digest, total bytes
 CHUNK = 4 << 20
 TOKEN_BYTES = 32
+COPY_TIMEOUT = 3600  # p2p_image_copy's default timeout, for the module and its action plugin
 
 
 class StreamError(Exception):
@@ -224,7 +225,7 @@ def _tail(data, lines=20):
     return "\n".join(data.decode("utf-8", "replace").rstrip().splitlines()[-lines:])
 
 
-# a receive_stream progress callback that rewrites path (JSON: bytes, seconds, expected) at most once a second
+# a receive_stream progress callback that rewrites path at most once a second (write_progress: _progress_file.WRITER)
 def _progress_writer(path, expected, start):
     due = [0.0]
 
@@ -233,9 +234,7 @@ def _progress_writer(path, expected, start):
         if now < due[0]:
             return
         due[0] = now + 1
-        with open(path + ".tmp", "w") as out:
-            json.dump({"bytes": total, "seconds": round(now - start, 1), "expected": expected}, out)
-        os.replace(path + ".tmp", path)
+        write_progress(path, {"bytes": total, "seconds": round(now - start, 1), "expected": expected})
     return report if path else None
 
 
@@ -325,7 +324,9 @@ def program(source, entry, params):
 
 
 def own_source():
-    """This file's text (also inside an AnsiballZ payload, through the module's loader)."""
+    """This file's text (also inside an AnsiballZ payload, through the module's loader) and the progress writer."""
     import inspect
     import sys
-    return inspect.getsource(sys.modules[__name__])
+    # imported here: the text runs on its own under `python3 -`, where the collection is not importable
+    from ansible_collections.dgx_spark.cluster.plugins.module_utils import _progress_file
+    return inspect.getsource(sys.modules[__name__]) + _progress_file.WRITER

@@ -14,6 +14,8 @@ __metaclass__ = type
 
 import json
 
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _progress_file
+
 CHILD = r"""
 import os
 import re
@@ -33,10 +35,8 @@ while True:
     now = time.monotonic()
     found = LINE.findall(bytes(out[-4096:])) if now >= due else None
     if found:
-        with open(PARAMS["progress_file"] + ".tmp", "w") as report:
-            json.dump({"bytes": int(found[-1].replace(b",", b"").replace(b".", b"")),
-                       "seconds": round(now - start, 1)}, report)
-        os.replace(PARAMS["progress_file"] + ".tmp", PARAMS["progress_file"])
+        write_progress(PARAMS["progress_file"], {"bytes": int(found[-1].replace(b",", b"").replace(b".", b"")),
+                                                 "seconds": round(now - start, 1)})
         due = now + 1
 sys.stdout.buffer.write(bytes(out))
 sys.exit(rsync.wait())
@@ -46,4 +46,4 @@ sys.exit(rsync.wait())
 def program(argv, progress_file):
     """The text for `python3 -` that runs argv (an rsync argv with --info=progress2) and reports its progress."""
     params = json.dumps({"argv": argv, "progress_file": progress_file})
-    return "import json\nPARAMS = json.loads(%r)\n%s" % (params, CHILD)
+    return "import json\nPARAMS = json.loads(%r)\n%s%s" % (params, _progress_file.WRITER, CHILD)

@@ -56,8 +56,8 @@ def _int_label(labels, name, default):
 def status(per_host, probe=None, unreachable=None):
     """The cluster's serving state.
 
-    per_host: {host: [containers]}; probe: {host, health, completion, error} from the node that holds rank 0
-    (HTTP statuses; None when it did not answer); unreachable: hosts whose containers could not be listed. Returns
+    per_host: {host: [containers]}; probe: serving_wait's result on the node that holds rank 0 ({status} of
+    /health, None when it did not answer; completion_tokens of the real completion; msg when it failed); unreachable: hosts whose containers could not be listed. Returns
     {state: healthy|broken|stopped|unknown, model, config, served_name, port, ranks: [{rank, host, name, state,
     exit_code}], problems: [str], report: [lines]}.
     """
@@ -91,12 +91,12 @@ def status(per_host, probe=None, unreachable=None):
                                 % (rank, holder["host"], holder["name"], holder["state"], holder["exit_code"]))
     if not problems:
         head = ranks[0]["host"]
-        if probe.get("health") != 200:
-            problems.append("rank 0 on %s: /health answered %s" % (head, probe.get("health") or "nothing"))
-        elif probe.get("completion") != 200:
+        if probe.get("status") != 200:
+            problems.append("rank 0 on %s: /health answered %s" % (head, probe.get("status") or "nothing"))
+        elif (probe.get("completion_tokens") or 0) < 1:
             problems.append("every rank's container runs and /health answers on %s, but a real completion failed "
                             "(%s): a rank's engine is stuck or the fabric between the ranks is down"
-                            % (head, probe.get("error") or "HTTP %s" % probe.get("completion")))
+                            % (head, probe.get("msg") or "no tokens"))
     result = {"state": "broken" if problems else "healthy", "model": first.get("dgx-spark.model"),
               "config": configs[0] if len(configs) == 1 else None, "served_name": first.get("dgx-spark.served-name"),
               "port": _int_label(first, "dgx-spark.port", None), "ranks": ranks, "problems": problems}

@@ -86,6 +86,7 @@ def check_files(root, files):
     return problems
 
 
+SYNC_TIMEOUT = 7200  # weight_sync's default timeout, for the module and its action plugin
 _RSYNC_SENT = re.compile(r"^Total bytes sent:\s*([\d,.]+)", re.M)
 _RSYNC_FILES = re.compile(r"^Number of regular files transferred:\s*([\d,.]+)", re.M)
 _RSYNC_FILE_BYTES = re.compile(r"^Total transferred file size:\s*([\d,.]+)", re.M)

@@ -157,10 +157,9 @@ layers_hashed:
 
 import hashlib
 import json
-import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _image_stream, _validate
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _image_stream, _progress_file, _validate
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
 
 
@@ -326,8 +325,8 @@ class ImageCopy:
         try:
             result.update(self.copy(dest_id))
         finally:
-            if self.params["progress_file"] and os.path.exists(self.params["progress_file"]):
-                os.remove(self.params["progress_file"])
+            if self.params["progress_file"]:
+                _progress_file.remove(self.params["progress_file"])
         result["transferred"] = True
         dest_after, key_after = self.local_identity()
         if key_after != source_key:
@@ -345,7 +344,7 @@ def main():
             source_user=dict(type="str"),
             listen_address=dict(type="str"),
             port=dict(type="int", default=0),
-            timeout=dict(type="int", default=3600),
+            timeout=dict(type="int", default=_image_stream.COPY_TIMEOUT),
             docker=dict(type="str", default="docker"),
             skip_present_layers=dict(type="bool", default=True),
             progress_file=dict(type="path"),

@@ -18,7 +18,7 @@ description:
     as symlinks, plus any blob they point to outside the entry (blobs kept at the cache root); dangling links or
     links leaving the cache on the source are refused before anything is sent.
   - After the transfer, every snapshot file is opened on the destination and its size compared with the source;
-    a missing or short file fails the task naming it.
+    a missing or short file fails the task naming it. In check mode the same check runs when nothing would be sent.
   - rsync's quick check skips unchanged files, so a re-sync of an unchanged model sends almost nothing and reports
     C(changed=false).
 author:
@@ -65,7 +65,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Runs rsync with C(--dry-run) and reports what would be sent.
+    details: Runs rsync with C(--dry-run) and reports what would be sent; when nothing would, it also checks every
+      file on the destination (read-only).
   diff_mode:
     support: none
   platform:
@@ -96,7 +97,7 @@ file_bytes:
   type: int
 files_checked:
   description: Snapshot (or model) files opened and size-checked on the destination.
-  returned: when not in check mode
+  returned: when not in check mode, and in check mode when nothing needs sending
   type: int
 seconds:
   description: Duration of the transfer.
@@ -114,7 +115,7 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _rsync_progress, _validate, _weights
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _progress_file, _rsync_progress, _validate, _weights
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
 
 SSH_COMMAND = " ".join(["ssh"] + _validate.SSH_OPTIONS)  # rsync -e takes one string; it holds no input
@@ -128,7 +129,7 @@ def main():
             dest_host=dict(type="str", required=True),
             dest_user=dict(type="str"),
             dest_path=dict(type="path"),
-            timeout=dict(type="int", default=7200),
+            timeout=dict(type="int", default=_weights.SYNC_TIMEOUT),
             bwlimit=dict(type="int", default=0),
             progress_interval=dict(type="float", default=10),
             progress_file=dict(type="path"),
@@ -174,9 +175,7 @@ def main():
                 rc, out, err = runner.run([runner.which("python3", "install python3"), "-"], data=program,
                                           binary_data=True, timeout=params["timeout"])
             finally:
-                for leftover in (params["progress_file"], params["progress_file"] + ".tmp"):
-                    if os.path.exists(leftover):
-                        os.remove(leftover)
+                _progress_file.remove(params["progress_file"])
         else:
             rc, out, err = runner.run(argv, timeout=params["timeout"])
         seconds = round(time.monotonic() - start, 3)
@@ -188,7 +187,7 @@ def main():
               "file_bytes": file_bytes,
               "seconds": seconds, "paths": len(paths), "source": os.path.join(root, top),
               "destination": "%s:%s" % (target, os.path.join(dest_root, top))}
-    if not module.check_mode:
+    if not module.check_mode or not transferred:  # read-only: check mode checks a destination that needs nothing
         checker = "%s\nimport json\nprint(json.dumps(check_files(%r, json.loads(%r))))\n" % (
             _weights_source(), dest_root, json.dumps(files))
         argv = [runner.which("ssh", "install openssh-client")] + _validate.SSH_OPTIONS + [target, "python3", "-"]
@@ -197,8 +196,9 @@ def main():
             runner.fail("checking the weights on %s failed" % target, argv, rc, out, err)
         problems = json.loads(out.strip().splitlines()[-1])
         if problems:
-            module.fail_json(msg="after the sync, %d file(s) do not open or differ on %s: %s"
-                                 % (len(problems), target, "; ".join(problems[:10])), **result)
+            module.fail_json(msg="%s%d file(s) do not open or differ on %s: %s"
+                                 % ("" if module.check_mode else "after the sync, ", len(problems), target,
+                                    "; ".join(problems[:10])), **result)
         result["files_checked"] = len(files)
     module.exit_json(**result)
 

@@ -49,14 +49,13 @@ def _json_or_none(text, separator):
 
 
 class ProgressAction(ActionBase):
-    """Compares first (the module in check mode). A module with nothing to do answers from that probe when
-    PROBE_IS_RESULT, else runs in the foreground; one with work to do runs as an async job with progress lines.
+    """Compares first (the module in check mode, whose result is the answer when there is nothing to do); a
+    module with work to do runs as an async job with progress lines.
     Check mode, a task that sets async itself, and progress_interval 0 run the module as any other."""
 
     _supports_check_mode = True
     _supports_async = True
-    DEFAULT_TIMEOUT = 3600
-    PROBE_IS_RESULT = True
+    DEFAULT_TIMEOUT = None  # the module's default timeout (its module_utils constant)
     _probe = None  # the check-mode result, for progress_line
 
     def progress_line(self, host, args, report):
@@ -74,10 +73,8 @@ class ProgressAction(ActionBase):
             result.update(self._execute_module(module_args=args, task_vars=task_vars))
             return result
         probe = self._probe = self._module_with(args, task_vars, check_mode=True)
-        if probe.get("failed") or not probe.get("changed"):
-            # nothing to do, or a failure before anything changed
-            result.update(probe if probe.get("failed") or self.PROBE_IS_RESULT
-                          else self._execute_module(module_args=args, task_vars=task_vars))
+        if probe.get("failed") or not probe.get("changed"):  # nothing to do, or a failure before anything changed
+            result.update(probe)
             return result
         async_dir = self._remote_expand_user(self.get_shell_option("async_dir", default="~/.ansible_async"))
         args["progress_file"] = self._connection._shell.join_path(

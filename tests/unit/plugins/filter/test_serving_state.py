@@ -8,7 +8,7 @@ from ansible_collections.dgx_spark.cluster.plugins.filter.serving import FilterM
 
 FILTERS = FilterModule().filters()
 TP2 = {"hosts": ["spark-2959", "spark-ba63"]}
-ANSWERS = {"health": 200, "completion": 200}
+ANSWERS = {"status": 200, "completion_tokens": 8}  # serving_wait's result on rank 0
 
 
 def inspected(*containers):
@@ -47,7 +47,7 @@ def test_healthy_needs_every_rank_running_and_a_real_completion():
 
 def test_a_killed_worker_is_named_although_the_head_answers_health():
     state = FILTERS["serving_status"]({"spark-2959": HEAD, "spark-ba63": WORKER_KILLED},
-                                      {"health": 200, "completion": None, "error": "timed out"})
+                                      {"status": 200, "msg": "no completion from tiny: HTTP None no JSON answer"})
     assert state["state"] == "broken"
     assert state["problems"] == ["rank 1 on spark-ba63 is down: container m-r1 exited (exit code 137)"]
 
@@ -59,10 +59,13 @@ def test_a_missing_rank_is_named():
 
 def test_running_ranks_that_do_not_answer_a_completion_are_broken():
     state = FILTERS["serving_status"]({"spark-2959": HEAD, "spark-ba63": WORKER},
-                                      {"health": 200, "completion": -1, "error": "Request timed out"})
+                                      {"status": 200, "completion_tokens": 0, "msg": "no completion from tiny: HTTP 500"})
     assert state["state"] == "broken"
-    assert "a real completion failed (Request timed out)" in state["problems"][0]
-    down = FILTERS["serving_status"]({"spark-2959": HEAD, "spark-ba63": WORKER}, {"health": None})
+    assert "a real completion failed (no completion from tiny: HTTP 500)" in state["problems"][0]
+    unlisted = FILTERS["serving_status"]({"spark-2959": HEAD, "spark-ba63": WORKER},
+                                         {"status": 200, "msg": "http://127.0.0.1:8000/v1/models lists [], not tiny"})
+    assert "a real completion failed (http://127.0.0.1:8000/v1/models lists [], not tiny)" in unlisted["problems"][0]
+    down = FILTERS["serving_status"]({"spark-2959": HEAD, "spark-ba63": WORKER}, {"status": None})
     assert down["problems"] == ["rank 0 on spark-2959: /health answered nothing"]
 
 

@@ -87,6 +87,21 @@ def test_check_mode_sends_nothing(module_runner, local_ssh, tmp_path, monkeypatc
     assert not (tmp_path / "dst" / "models--org--tiny").exists()
 
 
+def test_check_mode_with_nothing_to_send_checks_the_destination(module_runner, local_ssh, tmp_path, monkeypatch):
+    hf_cache(tmp_path / "src")
+    assert not sync(module_runner, tmp_path / "src", tmp_path / "dst")[1]
+    ssh = tmp_path / "bin" / "ssh"
+    ssh.write_text("#!/bin/sh\nwhile [ \"$1\" = -o ]; do shift 2; done\nshift\necho \"$*\" >> %s\nexec \"$@\"\n"
+                   % (tmp_path / "remote_commands"))
+    from ansible.module_utils import basic
+    monkeypatch.setattr(basic.AnsibleModule, "check_mode", True, raising=False)
+    result, failed = sync(module_runner, tmp_path / "src", tmp_path / "dst", _ansible_check_mode=True)
+    assert not failed and result["changed"] is False and result["files_checked"] == 8
+    remote = (tmp_path / "remote_commands").read_text().splitlines()
+    assert remote[0].startswith("rsync --server") and "n" in remote[0].split()[2]  # the dry run
+    assert remote[1:] == ["python3 -"]  # then the read-only check of every file
+
+
 def test_dangling_links_on_the_source_are_refused_before_sending(module_runner, local_ssh, tmp_path):
     snapshot = hf_cache(tmp_path / "src")
     os.remove(os.path.realpath(snapshot / "model.safetensors"))
