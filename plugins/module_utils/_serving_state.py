@@ -56,10 +56,10 @@ def _int_label(labels, name, default):
 def status(per_host, probe=None, unreachable=None):
     """The cluster's serving state.
 
-    per_host: {host: [containers]}; probe: serving_wait's result on the node that holds rank 0 ({status} of
-    /health, None when it did not answer; completion_tokens of the real completion; msg when it failed); unreachable: hosts whose containers could not be listed. Returns
-    {state: healthy|broken|stopped|unknown, model, config, served_name, port, ranks: [{rank, host, name, state,
-    exit_code}], problems: [str], report: [lines]}.
+    per_host: {host: [containers]}; probe: serving_wait's result on the node that holds rank 0 (status of /health,
+    None when it did not answer; completion_tokens of the real completion; msg when it failed); unreachable: hosts
+    whose containers could not be listed. Returns {state: healthy|broken|stopped|unknown, model, config, served_name,
+    port, ranks: [{rank, host, name, state, exit_code}], problems: [str], report: [lines]}.
     """
     probe = probe or {}
     unreachable = sorted(unreachable or [])
