@@ -1,8 +1,8 @@
 """Model weights between the lab nodes over the fabric: weight_sync against rsync -a over ssh and raw TCP.
 
 Needs the lab up with the fabric role applied. Builds a model directory of --size-mib MiB (4 safetensors shards)
-on the head, then prints: raw TCP (tar | nc), plain `rsync -a` over ssh, weight_sync (module time and whole task),
-and the re-sync of the unchanged model for both. Printed, never asserted.
+on the head, then prints: raw TCP (tar | nc), plain `rsync -a` over ssh, weight_sync with one stream and with its
+default streams (module time and whole task), and the re-sync of the unchanged model for both. Printed, never asserted.
 Usage: .venv/bin/python benchmarks/weight_sync.py [--size-mib 1024]
 """
 
@@ -20,9 +20,9 @@ MODEL = "/home/spark/bench-model"
 PORT = 19200
 
 
-def ours():
+def ours(**extra):
     start = time.monotonic()
-    rc, result = module(HEAD, "weight_sync", {"path": MODEL, "dest_host": WORKER_FABRIC})
+    rc, result = module(HEAD, "weight_sync", dict({"path": MODEL, "dest_host": WORKER_FABRIC}, **extra))
     if rc != 0:
         raise RuntimeError(result.get("msg"))
     return time.monotonic() - start, result
@@ -45,16 +45,21 @@ def main():
     figures["rsync -a over ssh"] = timed(HEAD, "rsync -a %s/ %s:%s/" % (MODEL, WORKER_FABRIC, MODEL))
     figures["rsync -a over ssh, unchanged re-sync"] = timed(HEAD, "rsync -a %s/ %s:%s/" % (MODEL, WORKER_FABRIC, MODEL))
     ssh(WORKER, "rm -rf %s" % MODEL)
+    figures["weight_sync, one stream (module transfer)"] = ours(streams=1)[1]["seconds"]
+    ssh(WORKER, "rm -rf %s" % MODEL)
     task, result = ours()
-    figures["weight_sync (module transfer)"] = result["seconds"]
+    streams = result["streams"]
+    figures["weight_sync, %d streams (module transfer)" % streams] = result["seconds"]
     figures["weight_sync (whole task, incl. verification)"] = task
     resync_task, resync = ours()
     figures["weight_sync unchanged re-sync (task)"] = resync_task
     print("\nmodel directory of %d MiB" % args.size_mib)
     for name, seconds in figures.items():
         print("  %-46s %8.2f s  %8.1f MiB/s" % (name, seconds, args.size_mib / max(seconds, 1e-6)))
-    print("  weight_sync / rsync -a: %.2f" % (figures["weight_sync (module transfer)"] / figures["rsync -a over ssh"]))
-    print("  weight_sync / raw TCP: %.2f" % (figures["weight_sync (module transfer)"] / figures["raw TCP (tar | nc)"]))
+    best = figures["weight_sync, %d streams (module transfer)" % streams]
+    print("  weight_sync / rsync -a: %.2f" % (best / figures["rsync -a over ssh"]))
+    print("  weight_sync / raw TCP: %.2f" % (best / figures["raw TCP (tar | nc)"]))
+    print("  %d streams / one stream: %.2f" % (streams, best / figures["weight_sync, one stream (module transfer)"]))
     print("  unchanged re-sync sent %d bytes" % resync["bytes_sent"])
     for node in (HEAD, WORKER):
         ssh(node, "rm -rf %s" % MODEL)

@@ -1,11 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: dgx_spark.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""rsync with its progress in a file, for the weight_sync action plugin to show.
+"""rsync runs for weight_sync, one stage after the other, the rsyncs of a stage side by side, with their progress.
 
-The module keeps to run_command: it runs `python3 -` with program() on stdin, and that child runs rsync with
---info=progress2, passes rsync's output and exit status through, and rewrites the progress file (JSON: bytes,
-seconds) at most once a second from rsync's latest progress line ("  1,234,567  12%  100.00MB/s  0:00:10").
+The module keeps to run_command: it runs `python3 -` with program() on stdin. That child runs each stage's rsyncs
+at once (each with --info=progress2 when a progress file is asked for), passes their output through and exits with
+the first failure's status (a failed stage ends the run). It rewrites the progress file (JSON: bytes, seconds) at
+most once a second with the bytes of the finished stages plus each running rsync's latest progress line
+("  1,234,567  12%  100.00MB/s  0:00:10").
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,33 +19,51 @@ import json
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _progress_file
 
 CHILD = r"""
-import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 LINE = re.compile(rb"(?:^|[\r\n])\s*([\d,.]+)\s+\d+%")
-start, due = time.monotonic(), 0.0
-rsync = subprocess.Popen(PARAMS["argv"], stdout=subprocess.PIPE)  # stderr stays the module's
-out = bytearray()
-while True:
-    chunk = rsync.stdout.read1(1 << 16)
-    if not chunk:
+start, finished_bytes, outputs, codes = time.monotonic(), 0, [], []
+
+
+def follow(rsync, latest, index):
+    out = bytearray()
+    while True:
+        chunk = rsync.stdout.read1(1 << 16)
+        if not chunk:
+            break
+        out += chunk
+        found = LINE.findall(bytes(out[-4096:]))
+        if found:
+            latest[index] = int(found[-1].replace(b",", b"").replace(b".", b""))
+    outputs.append(bytes(out))
+    codes.append(rsync.wait())
+
+
+for stage in PARAMS["stages"]:
+    latest = {}
+    followers = [threading.Thread(target=follow, args=(subprocess.Popen(argv, stdout=subprocess.PIPE), latest, index))
+                 for index, argv in enumerate(stage)]  # stderr stays the module's
+    for follower in followers:
+        follower.start()
+    for follower in followers:
+        while follower.is_alive():
+            follower.join(1)
+            if PARAMS["progress_file"]:
+                write_progress(PARAMS["progress_file"], {"bytes": finished_bytes + sum(latest.values()),
+                                                         "seconds": round(time.monotonic() - start, 1)})
+    finished_bytes += sum(latest.values())
+    if any(codes):
         break
-    out += chunk
-    now = time.monotonic()
-    found = LINE.findall(bytes(out[-4096:])) if now >= due else None
-    if found:
-        write_progress(PARAMS["progress_file"], {"bytes": int(found[-1].replace(b",", b"").replace(b".", b"")),
-                                                 "seconds": round(now - start, 1)})
-        due = now + 1
-sys.stdout.buffer.write(bytes(out))
-sys.exit(rsync.wait())
+sys.stdout.buffer.write(b"".join(outputs))
+sys.exit(next((code for code in codes if code), 0))
 """
 
 
-def program(argv, progress_file):
-    """The text for `python3 -` that runs argv (an rsync argv with --info=progress2) and reports its progress."""
-    params = json.dumps({"argv": argv, "progress_file": progress_file})
-    return "import json\nPARAMS = json.loads(%r)\n%s%s" % (params, _progress_file.WRITER, CHILD)
+def program(stages, progress_file=None):
+    """The text for `python3 -` that runs stages (lists of rsync argvs) and reports their progress to progress_file."""
+    params = json.dumps({"stages": stages, "progress_file": progress_file})
+    return "import json\nimport os\nPARAMS = json.loads(%r)\n%s%s" % (params, _progress_file.WRITER, CHILD)

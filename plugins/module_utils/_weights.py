@@ -93,8 +93,34 @@ _RSYNC_FILE_BYTES = re.compile(r"^Total transferred file size:\s*([\d,.]+)", re.
 
 
 def rsync_stats(text):
-    """`rsync --stats` output -> (bytes sent, regular files transferred, size of those files)."""
+    """`rsync --stats` output (of one or more rsyncs) -> (bytes sent, regular files transferred, size of those
+    files), summed over the runs; None where no run reported it."""
     def number(pattern):
-        match = pattern.search(text or "")
-        return int(match.group(1).replace(",", "").replace(".", "")) if match else None
+        found = pattern.findall(text or "")
+        return sum(int(value.replace(",", "").replace(".", "")) for value in found) if found else None
     return number(_RSYNC_SENT), number(_RSYNC_FILES), number(_RSYNC_FILE_BYTES)
+
+
+BULK_BYTES = 64 << 20  # files from this size on are spread over the parallel streams
+
+
+def stream_groups(root, paths, streams):
+    """Split a manifest's paths for `streams` parallel rsyncs: [rest] + [bulk groups].
+
+    The rest (directories, links, refs, small files) goes first, alone, so the parallel streams never create the
+    same directory at once; regular files of BULK_BYTES and more are dealt largest first to the least loaded of up
+    to `streams` groups. One group (everything) when there is nothing to spread."""
+    sizes = {}
+    for path in paths:
+        full = os.path.join(root, path)
+        if not os.path.islink(full) and os.path.isfile(full) and os.path.getsize(full) >= BULK_BYTES:
+            sizes[path] = os.path.getsize(full)
+    count = min(streams, len(sizes))
+    if count < 2:
+        return [list(paths)]
+    groups, loads = [[] for stream in range(count)], [0] * count
+    for path in sorted(sizes, key=lambda name: (-sizes[name], name)):
+        lightest = loads.index(min(loads))
+        groups[lightest].append(path)
+        loads[lightest] += sizes[path]
+    return [[path for path in paths if path not in sizes]] + [sorted(group) for group in groups]

@@ -126,6 +126,7 @@ def test_a_local_model_directory(module_runner, local_ssh, tmp_path):
     ({"hf_repo": "org/tiny; rm -rf /"}, "hf_repo"),
     ({"dest_host": "-oProxyCommand=x"}, "dest_host"),
     ({"dest_path": "/data/../etc"}, "dest_path"),
+    ({"streams": 0}, "streams is a number of parallel rsyncs from 1 to 64"),
 ])
 def test_hostile_input_is_refused(module_runner, tmp_path, args, message):
     base = {"path": str(tmp_path), "hf_repo": "org/tiny", "dest_host": "10.10.10.2"}
@@ -145,6 +146,8 @@ def test_rsync_stats_parsing():
     text = ("Number of regular files transferred: 1,234\nTotal transferred file size: 9,800,000 bytes\n"
             "Total bytes sent: 9,876,543\n")
     assert _weights.rsync_stats(text) == (9876543, 1234, 9800000)
+    assert _weights.rsync_stats(text + text.replace("1,234", "6")) == (2 * 9876543, 1240, 2 * 9800000)  # streams
+    assert _weights.rsync_stats("") == (None, None, None)
 
 
 def test_rsync_progress_child_passes_rsync_through_and_reports(tmp_path):
@@ -154,7 +157,7 @@ def test_rsync_progress_child_passes_rsync_through_and_reports(tmp_path):
     (source / "model.safetensors").write_bytes(os.urandom(8 << 20))
     progress = tmp_path / "progress.json"
     argv = [shutil.which("rsync"), "--info=progress2", "-a", "--stats", str(source) + "/", str(dest) + "/"]
-    done = subprocess.run([sys.executable, "-"], input=_rsync_progress.program(argv, str(progress)).encode(),
+    done = subprocess.run([sys.executable, "-"], input=_rsync_progress.program([[argv]], str(progress)).encode(),
                           capture_output=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert _weights.rsync_stats(done.stdout.decode())[1:] == (1, 8 << 20)
@@ -165,6 +168,36 @@ def test_rsync_progress_child_passes_rsync_through_and_reports(tmp_path):
 
 def test_rsync_progress_child_keeps_rsyncs_failure(tmp_path):
     argv = [shutil.which("rsync"), "--info=progress2", "-a", str(tmp_path / "absent") + "/", str(tmp_path / "d")]
-    program = _rsync_progress.program(argv, str(tmp_path / "p.json"))
+    never = [shutil.which("rsync"), "-a", str(tmp_path / "absent2") + "/", str(tmp_path / "never")]
+    program = _rsync_progress.program([[argv], [never]], str(tmp_path / "p.json"))
     done = subprocess.run([sys.executable, "-"], input=program.encode(), capture_output=True, timeout=60, check=False)
     assert done.returncode == 23 and b"absent" in done.stderr
+    assert b"absent2" not in done.stderr  # a failed stage ends the run
+
+
+def test_the_large_files_are_dealt_to_the_least_loaded_stream_after_the_rest(tmp_path, monkeypatch):
+    monkeypatch.setattr(_weights, "BULK_BYTES", 1000)
+    for name, size in (("a.bin", 5000), ("b.bin", 4000), ("c.bin", 3000), ("d.bin", 2000), ("small.json", 10)):
+        (tmp_path / name).write_bytes(b"x" * size)
+    os.symlink("a.bin", tmp_path / "link.bin")
+    paths = ["a.bin", "b.bin", "c.bin", "d.bin", "link.bin", "small.json"]
+    rest_first_then_balanced = [["link.bin", "small.json"], ["a.bin", "d.bin"], ["b.bin", "c.bin"]]
+    assert _weights.stream_groups(str(tmp_path), paths, 2) == rest_first_then_balanced
+    assert _weights.stream_groups(str(tmp_path), paths, 1) == [paths]
+    monkeypatch.setattr(_weights, "BULK_BYTES", 4500)
+    assert _weights.stream_groups(str(tmp_path), paths, 4) == [paths]  # one large file: nothing to spread
+
+
+def test_parallel_streams_deliver_a_complete_cache_entry(module_runner, local_ssh, tmp_path, monkeypatch):
+    monkeypatch.setattr(_weights, "BULK_BYTES", 1000)  # the safetensors blob and the extra blob go in parallel
+    snapshot = hf_cache(tmp_path / "src")
+    result, failed = sync(module_runner, tmp_path / "src", tmp_path / "dst", streams=2,
+                          progress_file=str(tmp_path / "progress.json"))
+    assert not failed, result
+    assert result["streams"] == 2 and result["files_transferred"] == 5 and result["files_checked"] == 8
+    dest_snapshot = tmp_path / "dst" / snapshot.relative_to(tmp_path / "src")
+    for name in ("config.json", "model.safetensors", "sub/extra.bin", "tokenizer.json"):
+        assert (dest_snapshot / name).read_bytes() == (snapshot / name).read_bytes(), name
+    assert not (tmp_path / "progress.json").exists() and not (tmp_path / "progress.json.tmp").exists()
+    again = sync(module_runner, tmp_path / "src", tmp_path / "dst", streams=2)[0]
+    assert again["changed"] is False and again["files_transferred"] == 0
