@@ -102,11 +102,12 @@ class ProgressAction(ActionBase):
 
     def _wait(self, jid, async_dir, args, interval, task_vars):
         """Until the job has finished: one cheap command every POLL seconds reads its status file and the
-        progress file; a progress line every interval seconds. Then async_status returns the result and cleans up."""
+        progress file; a progress line every interval seconds. Then async_status returns the result, and one shell
+        command removes the job's file (async_status's own clean-up would be another module run)."""
         host = (task_vars or {}).get("inventory_hostname", "")
-        look = "cat %s 2>/dev/null; echo; echo %s; cat %s 2>/dev/null" % (
-            shlex.quote(self._connection._shell.join_path(async_dir, jid)), SEPARATOR,
-            shlex.quote(args["progress_file"]))
+        job_file = shlex.quote(self._connection._shell.join_path(async_dir, jid))
+        progress_file = shlex.quote(args["progress_file"])
+        look = "cat %s 2>/dev/null; echo; echo %s; cat %s 2>/dev/null" % (job_file, SEPARATOR, progress_file)
         shown = time.monotonic()
         while True:
             time.sleep(POLL)
@@ -119,8 +120,7 @@ class ProgressAction(ActionBase):
         status_args = {"jid": jid, "_async_dir": async_dir}
         status = self._execute_module(module_name="ansible.legacy.async_status", module_args=status_args,
                                       task_vars=task_vars)
-        self._execute_module(module_name="ansible.legacy.async_status", task_vars=task_vars,
-                             module_args=dict(status_args, mode="cleanup"))
+        self._low_level_execute_command("rm -f %s" % job_file)
         for key in ("ansible_job_id", "started", "finished", "results_file"):
             status.pop(key, None)
         return status
