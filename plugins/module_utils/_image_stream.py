@@ -86,34 +86,49 @@ def _hash_into(source, spool):
         spool.write(data)
 
 
-def _parent_of(legacy_json):
+def _legacy_links(legacy_json):
+    """(parent v1 ID or "" for the base, "top" / "below" / None) from a legacy layer directory's json. moby's
+    tarexport gives the top layer the image's config and every other layer none and a creation time of 1970;
+    a json like neither says nothing about the place."""
     try:
-        return json.loads(legacy_json.decode("utf-8")).get("parent") or ""
+        fields = json.loads(legacy_json.decode("utf-8"))
     except (ValueError, AttributeError):
-        return None
+        return None, None
+    if not isinstance(fields, dict):
+        return None, None
+    place = ("top" if "config" in fields
+             else "below" if str(fields.get("created", "")).startswith("1970-01-01T00:00:00") else None)
+    return fields.get("parent") or "", place
 
 
-def _position(v1_id, parents):
-    """How deep a legacy layer directory sits (0 for the base), or None while a directory below it is unseen."""
-    depth = 0
-    while depth <= len(parents):
-        parent = parents.get(v1_id)
-        if parent is None:
-            return None
-        if parent == "":
-            return depth
-        v1_id, depth = parent, depth + 1
-    return None
+def _depth_range(v1_id, parents, places, count):
+    """(lowest, highest) depth a legacy layer directory can have (0 is the base) in a chain of count layers, from
+    the directories seen so far: the parents below it, the children above it, and its place (_legacy_links)."""
+    lowest, below = 0, v1_id
+    while parents.get(below) and lowest < count:  # one more layer below, seen or not
+        below, lowest = parents[below], lowest + 1
+    if parents.get(below) == "":  # the chain reaches the base: exact
+        return lowest, lowest
+    children = dict((parent, child) for child, parent in parents.items() if parent)
+    highest, above = count - 1, children.get(v1_id)
+    while above and highest > lowest:
+        highest, above = highest - 1, children.get(above)
+    if places.get(v1_id) == "top":
+        return max(lowest, count - 1), highest
+    if places.get(v1_id) == "below":
+        return lowest, min(highest, count - 2)
+    return lowest, highest
 
 
 def without_layers(source, sink, skip, layers=()):
     """Copy a `docker save` tar from source to sink without the layer files whose digest (diff ID) is in skip.
 
-    layers: the image's diff IDs in order. An OCI-layout layer file is known by its name; a legacy one by its
-    position when its directory's chain down to the base has been seen, else by hashing it into a spool (only
-    while some digest of skip is unmet; after that the rest streams straight through).
+    layers: the image's diff IDs in order. An OCI-layout layer file is known by its name; a legacy one by the depths
+    its directory can have (_depth_range): one depth names it, and when none of the possible layers is to be left
+    out it is sent as it comes; else it is hashed into a spool (only while some digest of skip is unmet; after that
+    the rest streams straight through).
     Returns {"left_out": {digest: bytes}, "layers_hashed": n}."""
-    left_out, unmet, parents, hashed = {}, set(skip), {}, 0
+    left_out, unmet, parents, places, hashed = {}, set(skip), {}, {}, 0
 
     def leave_out(digest, size):
         left_out[digest] = size
@@ -126,15 +141,20 @@ def without_layers(source, sink, skip, layers=()):
         match = LAYER_FILE.match(member.name) if member.isfile() else None
         if legacy_json:
             data = reader.extractfile(member).read()
-            parents[legacy_json.group("v1")] = _parent_of(data)
+            parents[legacy_json.group("v1")], places[legacy_json.group("v1")] = _legacy_links(data)
             writer.addfile(member, io.BytesIO(data))
             continue
         if not match or not unmet:
             writer.addfile(member, reader.extractfile(member) if member.isfile() else None)
             continue
-        position = None if match.group("digest") else _position(match.group("v1"), parents)
-        digest = ("sha256:" + match.group("digest") if match.group("digest")
-                  else layers[position] if position is not None and position < len(layers) else None)
+        if match.group("digest"):
+            candidates = ["sha256:" + match.group("digest")]
+        else:
+            lowest, highest = _depth_range(match.group("v1"), parents, places, len(layers))
+            candidates = list(layers[lowest:highest + 1]) if lowest <= highest else []
+        digest = candidates[0] if len(candidates) == 1 else None
+        if digest is None and candidates and not skip.intersection(candidates):
+            digest = candidates[0]  # whichever of them it is, it is sent
         if digest is not None:
             if digest in skip:
                 leave_out(digest, member.size)

@@ -149,8 +149,8 @@ bytes_left_out:
   type: int
 layers_hashed:
   description:
-    - Layer files the sender hashed to tell them apart (legacy save layout, when a file's place in the chain was
-      not known yet as it passed); each is spooled before it is sent or dropped.
+    - Layer files the sender hashed to tell them apart (legacy save layout, when the directories seen so far left
+      more than one place in the chain for a file as it passed); each is spooled before it is sent or dropped.
   returned: when transferred
   type: int
 """

@@ -159,7 +159,8 @@ def test_image_identity_across_stores():
 
 def saved_image(layers, layout="legacy", parents_first=False):
     """A `docker save` archive of layers (bytes each) in docker's legacy (< 25) or OCI (>= 25) layout, and the
-    diff IDs. Legacy: a directory per layer named by a v1 ID (not its digest) whose `json` names its parent, in
+    diff IDs. Legacy: a directory per layer named by a v1 ID (not its digest) whose `json` names its parent (as
+    docker 20.10 wrote them in the lab: the top one with the image's config, the others dated 1970 without), in
     name order as docker writes them; parents_first names them so that each parent comes before its child."""
     diff_ids = ["sha256:" + hashlib.sha256(data).hexdigest() for data in layers]
     members = []
@@ -169,7 +170,10 @@ def saved_image(layers, layout="legacy", parents_first=False):
         paths = [v1_id + "/layer.tar" for v1_id in v1_ids]
         members += list(zip(paths, layers))
         for index, v1_id in enumerate(v1_ids):
-            record = {"id": v1_id, "parent": v1_ids[index - 1]} if index else {"id": v1_id}
+            record = {"id": v1_id, "container_config": {"Cmd": None}, "os": "linux"}
+            record.update({"parent": v1_ids[index - 1]} if index else {})
+            record.update({"created": "2026-11-24T11:24:37.5Z", "config": {"Cmd": ["sh"]}, "architecture": "amd64"}
+                          if index == len(layers) - 1 else {"created": "1970-01-01T00:00:00Z"})
             members.append((v1_id + "/json", json.dumps(record).encode()))
     else:
         paths = ["blobs/sha256/" + diff_id[7:] for diff_id in diff_ids]
@@ -204,17 +208,29 @@ def test_layers_the_destination_holds_are_left_out(layout):
     assert len(sink.getvalue()) <= len(archive) - len(LAYERS[0]) - len(LAYERS[1]) + tarfile.RECORDSIZE
 
 
-@pytest.mark.parametrize("parents_first, layers_known, hashed", [
-    (True, True, 0),  # every directory's chain is known when its layer file passes: placed by position
-    (False, True, 2),  # children before parents: the two upper layers are hashed, the base is placed
-    (True, False, 2),  # without the image's layer list, hashing until both digests are met
+@pytest.mark.parametrize("parents_first, layers_known, count, hashed", [
+    (True, True, 3, 0),  # every directory's chain is known when its layer file passes: placed by position
+    (False, True, 3, 0),  # children first: the top by its config, the middle as the only place left below it
+    (False, True, 4, 1),  # children first, four layers: layer 2 could be 1 or 2 when it passes, so it is hashed
+    (True, False, 3, 2),  # without the image's layer list, hashing until both digests are met
 ])
-def test_legacy_layer_files_are_placed_by_their_chain_or_hashed(parents_first, layers_known, hashed):
-    archive, diff_ids = saved_image(LAYERS, parents_first=parents_first)
+def test_legacy_layer_files_are_placed_by_their_chain_or_hashed(parents_first, layers_known, count, hashed):
+    layers = (LAYERS + [os.urandom(1000)])[:count]
+    archive, diff_ids = saved_image(layers, parents_first=parents_first)
     sink = io.BytesIO()
     report = stream.without_layers(io.BytesIO(archive), sink, set(diff_ids[:2]), diff_ids if layers_known else ())
-    assert report == {"left_out": {diff_ids[0]: len(LAYERS[0]), diff_ids[1]: len(LAYERS[1])}, "layers_hashed": hashed}
-    assert LAYERS[2] in members_of(sink.getvalue()).values()
+    assert report == {"left_out": {diff_ids[0]: len(layers[0]), diff_ids[1]: len(layers[1])}, "layers_hashed": hashed}
+    sent = members_of(sink.getvalue()).values()
+    assert all(layer in sent for layer in layers[2:]) and not any(layer in sent for layer in layers[:2])
+
+
+def test_a_legacy_json_that_names_no_place_is_hashed_not_guessed():
+    archive, diff_ids = saved_image(LAYERS)  # children first
+    unplaced = archive.replace(b'"created": "1970-01-01T00:00:00Z"', b'"created": "2001-01-01T00:00:00Z"').replace(
+        b'"config": {', b'"confiq": {')  # same sizes: the tar headers stay right
+    report = stream.without_layers(io.BytesIO(unplaced), io.BytesIO(), set(diff_ids[:2]), diff_ids)
+    assert report["left_out"] == {diff_ids[0]: len(LAYERS[0]), diff_ids[1]: len(LAYERS[1])}
+    assert report["layers_hashed"] == 1  # the top, first: 1 or 2 by its chain alone; then the middle is placed
 
 
 def test_nothing_to_leave_out_copies_every_member():
@@ -261,7 +277,7 @@ def test_the_sender_program_leaves_out_what_it_is_told(tmp_path):
     result = run_receiver(params)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["sender"]["left_out"] == {diff_ids[0]: len(LAYERS[0])} and report["sender"]["layers_hashed"] == 2
+    assert report["sender"]["left_out"] == {diff_ids[0]: len(LAYERS[0])} and report["sender"]["layers_hashed"] == 0
     loaded = members_of((tmp_path / "loaded.tar").read_bytes())
     assert LAYERS[0] not in loaded.values() and LAYERS[1] in loaded.values() and "manifest.json" in loaded
 
