@@ -62,6 +62,12 @@ def module_run(host, name, args, *flags, timeout=300):
     return result.returncode, data["plays"][0]["tasks"][0]["hosts"][host], result.stderr
 
 
+def async_job_files(node):
+    """How many async job status files (j<id>.<pid>) the node's ~/.ansible_async holds."""
+    out = ssh(node, "ls ~/.ansible_async 2>/dev/null | grep -c '^j[0-9]'", check=False).stdout.strip()
+    return int(out or 0)
+
+
 def recap(output):
     """PLAY RECAP counters per host: {host: {ok, changed, unreachable, failed, ...}}."""
     counters = {}

@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from labkit import NODES, ROOT, lab, playbook, recap, rejected_before_connecting, ssh
+from labkit import NODES, ROOT, async_job_files, lab, playbook, recap, rejected_before_connecting, ssh
 
 REPORTS = ROOT / "reports"
 
@@ -62,8 +62,11 @@ def roce_report():
 
 
 def test_roce_gate_passes_when_healthy():
+    jobs_before = {node: async_job_files(node) for node in NODES}
     out = playbook("check_roce.yml", "-e", "roce_check_latency=true")
     assert out.returncode == 0, out.stdout[-4000:]
+    # the servers and clients ran as async jobs: none leaves its status file behind
+    assert {node: async_job_files(node) for node in NODES} == jobs_before
     report = roce_report()
     assert report["passed"] is True and report["failed_checks"] == 0
     both = [c for c in report["checks"] if c["check"] == "ib_write_bw_both_gbps"][0]
