@@ -152,9 +152,8 @@ def without_layers(source, sink, skip, layers=()):
         else:
             lowest, highest = _depth_range(match.group("v1"), parents, places, len(layers))
             candidates = list(layers[lowest:highest + 1]) if lowest <= highest else []
-        digest = candidates[0] if len(candidates) == 1 else None
-        if digest is None and candidates and not skip.intersection(candidates):
-            digest = candidates[0]  # whichever of them it is, it is sent
+        # one possible layer names it; several of which none is left out are sent, whichever it is
+        digest = candidates[0] if len(candidates) == 1 or (candidates and not skip.intersection(candidates)) else None
         if digest is not None:
             if digest in skip:
                 leave_out(digest, member.size)

@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import os
 import re
+import stat
 
 
 class LayoutError(ValueError):
@@ -112,9 +113,9 @@ def stream_groups(root, paths, streams):
     to `streams` groups. One group (everything) when there is nothing to spread."""
     sizes = {}
     for path in paths:
-        full = os.path.join(root, path)
-        if not os.path.islink(full) and os.path.isfile(full) and os.path.getsize(full) >= BULK_BYTES:
-            sizes[path] = os.path.getsize(full)
+        status = os.lstat(os.path.join(root, path))  # a link is not followed: it stays with the rest
+        if stat.S_ISREG(status.st_mode) and status.st_size >= BULK_BYTES:
+            sizes[path] = status.st_size
     count = min(streams, len(sizes))
     if count < 2:
         return [list(paths)]

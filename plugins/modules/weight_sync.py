@@ -178,8 +178,9 @@ def main():
 
     target = params["dest_host"] if not params["dest_user"] else "%s@%s" % (params["dest_user"], params["dest_host"])
     streams = params["streams"] or min(MAX_AUTO_STREAMS, os.cpu_count() or 1)
+    source_root, rsync = os.path.realpath(root), runner.which("rsync", "install rsync")
     # a dry run needs no parallel streams; a sync sends the large files over several
-    groups = [paths] if module.check_mode else _weights.stream_groups(os.path.realpath(root), paths, streams)
+    groups = [paths] if module.check_mode else _weights.stream_groups(source_root, paths, streams)
     options = ["--dry-run"] if module.check_mode else []
     if params["bwlimit"] > 0:  # the cap is for the whole sync: shared by the parallel streams
         options.append("--bwlimit=%d" % max(1, params["bwlimit"] // max(1, len(groups) - 1)))
@@ -190,9 +191,8 @@ def main():
             listing = os.path.join(lists, "%d.list" % index)
             with open(listing, "w") as handle:
                 handle.write("\n".join(group) + "\n")
-            argvs.append([runner.which("rsync", "install rsync")] + options + [
-                "-a", "--stats", "--mkpath", "--files-from=" + listing, "-e", SSH_COMMAND,
-                os.path.realpath(root) + "/", "%s:%s/" % (target, dest_root)])
+            argvs.append([rsync] + options + ["-a", "--stats", "--mkpath", "--files-from=" + listing, "-e", SSH_COMMAND,
+                                              source_root + "/", "%s:%s/" % (target, dest_root)])
         stages = [argvs[:1]] + ([argvs[1:]] if len(argvs) > 1 else [])
         start = time.monotonic()
         try:
