@@ -5,8 +5,9 @@ Prints, for a >= 1 GiB image and for a re-copy where only the top layer changed:
   raw TCP of the same bytes (nc), docker save alone, docker load alone, the seed's pipe
   (docker save | pigz -1 | nc -> pigz -d | docker load), the community pipe (docker save | ssh docker load),
   skopeo (docker-daemon to docker-daemon, the head's docker socket forwarded over SSH: what skopeo can do between
-  two nodes without a registry), p2p_image_copy (the module's own transfer time, and the whole ansible task, with
-  the bytes it sent and left out), and ours when already present.
+  two nodes without a registry), p2p_image_copy as the serving role runs it (source_become: the sender reads the
+  head's layer store; the module's own transfer time, and the whole ansible task, with the bytes it sent and left
+  out), the same with export=docker_save (the sender streams docker save), and ours when already present.
 Usage: .venv/bin/python benchmarks/p2p_image_copy.py [--size-mib 1024]
 """
 
@@ -38,9 +39,10 @@ def clean_worker(tags):
         check=False)
 
 
-def ours(image):
+def ours(image, **options):
     start = time.monotonic()
-    rc, result = module(WORKER, "p2p_image_copy", {"image": image, "source_host": HEAD_FABRIC})
+    params = dict({"image": image, "source_host": HEAD_FABRIC, "source_become": True}, **options)
+    rc, result = module(WORKER, "p2p_image_copy", params)
     if rc != 0:
         raise RuntimeError(result.get("msg"))
     return time.monotonic() - start, result
@@ -73,6 +75,10 @@ def measure(image, base_on_worker=None):
     if base_on_worker:
         ours(base_on_worker)
     figures["skopeo: daemon -> daemon (socket over ssh)"] = timed(WORKER, SKOPEO % {"image": image})
+    clean_worker([image])
+    if base_on_worker:
+        ours(base_on_worker)
+    figures["ours, export=docker_save: transfer (module)"] = ours(image, export="docker_save")[1]["seconds"]
     clean_worker([image])
     if base_on_worker:
         ours(base_on_worker)

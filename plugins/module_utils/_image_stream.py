@@ -5,8 +5,9 @@
 
 Two programs, each a separate process: the receiver (run by the module on the destination with run_command, its
 program on stdin) listens first, then starts the sender on the source over SSH (program and one-time token on SSH's
-stdin, never in an argv). The sender proves the token and streams `docker save` in frames; the last frame carries
-the SHA-256 and length of everything sent, which the receiver compares with what it fed to `docker load`.
+stdin, never in an argv). The sender proves the token and streams the image archive in frames: read straight from
+docker's overlay2 layer store when it can (layer_store_archive), else `docker save`; the last frame carries the
+SHA-256 and length of everything sent, which the receiver compares with what it fed to `docker load`.
 Layers the destination already holds can be left out of the stream (without_layers): docker's load skips reading
 a layer file whose chain it holds, so those bytes never cross the wire.
 A program is this file's text (stdlib only: keep it self-contained) plus PROGRAMS plus one call.
@@ -16,14 +17,19 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
+import gzip
 import hashlib
 import hmac
 import io
 import json
+import os
+import queue
 import re
 import struct
 import tarfile
 import tempfile
+import threading
 
 MAGIC = b"DGXSPARK-IMG1"
 FRAME = struct.Struct("!Q")  # payload length; 0 ends the stream and is followed by the trailer
@@ -47,6 +53,42 @@ def _recv_exact(conn, size):
                               % (got, size))
         got += count
     return data
+
+
+class _InBackground:
+    """consume(piece) for each piece put, in a thread, while the caller produces the next one (hashing and pipe I/O
+    release the GIL); at most `depth` pieces wait. An error of consume is raised in the caller at its next put or
+    at close. Pieces are kept until consumed: a caller must not reuse a buffer it has put."""
+
+    def __init__(self, consume, depth=4):
+        self.consume, self.error = consume, None
+        self.pieces = queue.Queue(depth)
+        self.thread = threading.Thread(target=self._run)
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            piece = self.pieces.get()
+            if piece is None:
+                return
+            if self.error is None:
+                try:
+                    self.consume(piece)
+                except (OSError, ValueError) as exc:
+                    self.error = exc
+
+    def put(self, piece):
+        if self.error is not None:
+            raise self.error
+        self.pieces.put(piece)
+
+    def close(self, raise_error=True):
+        """Wait until every piece is consumed."""
+        self.pieces.put(None)
+        self.thread.join()
+        if self.error is not None and raise_error:
+            raise self.error
 
 
 class FrameWriter:
@@ -174,27 +216,192 @@ def without_layers(source, sink, skip, layers=()):
     return {"left_out": left_out, "layers_hashed": hashed}
 
 
-def send_stream(conn, token, source, source_error=None, skip=None, layers=()):
-    """Send MAGIC + token, then source (a binary file object) in frames, then the trailer.
+def hex_of(digest):
+    """The hex part of a digest (sha256:<hex>), as docker's stores name their files."""
+    return digest.rsplit(":", 1)[-1]
 
-    Returns (bytes, sha256, report): with skip (layer digests, layers the image's diff IDs in order), the layer
-    files named there are left out and report says which (without_layers).
-    source_error() is asked at the end of the source: a message there means the source failed (for example
-    `docker save` exited non-zero), and no trailer is sent, so the receiver cannot take the stream as complete."""
-    conn.sendall(MAGIC + token)
-    writer, report = FrameWriter(conn), {"left_out": {}, "layers_hashed": 0}
-    if skip:
-        try:
-            report = without_layers(source, writer, set(skip), layers)
-        except tarfile.TarError as exc:
-            error = source_error() if source_error else None
-            raise StreamError(error or "the image archive could not be read: %s" % exc)
-    else:
+
+def chain_ids(layers):
+    """The chain ID of each prefix of a layer list (diff IDs), as docker's layer store names them."""
+    chains = []
+    for diff_id in layers:
+        chains.append(diff_id if not chains else
+                      "sha256:" + hashlib.sha256(("%s %s" % (chains[-1], diff_id)).encode()).hexdigest())
+    return chains
+
+
+def _tar_split(path):
+    """The entries of a layer's tar-split.json.gz: raw tar bytes (headers, padding) or (file name, size)."""
+    with gzip.open(path, "rt") as lines:
+        for line in lines:
+            entry = json.loads(line)
+            if entry["type"] == 2:
+                yield base64.b64decode(entry["payload"] or "")
+            else:
+                name = base64.b64decode(entry["name_raw"]) if entry.get("name_raw") else entry["name"].encode()
+                yield name, entry.get("size") or 0
+
+
+class _LayerReader(io.RawIOBase):
+    """A layer tar as docker wrote it, rebuilt from its tar-split (headers) and its overlay2 diff (contents)."""
+
+    def __init__(self, split_path, diff_dir):
+        super(_LayerReader, self).__init__()
+        self.diff_dir, self.pending, self.current = os.path.realpath(os.fsencode(diff_dir)), self._pieces(split_path), None
+        self.real_dirs = {}
+
+    def _inside(self, name):
+        """The file's path under the diff directory; one that leads out of it (.., a symlinked directory) is refused."""
+        path = os.path.join(self.diff_dir, os.path.normpath(name.lstrip(b"/")))
+        parent = os.path.dirname(path)
+        if parent not in self.real_dirs:
+            self.real_dirs[parent] = os.path.realpath(parent)
+        if not (self.real_dirs[parent] + b"/").startswith(self.diff_dir + b"/"):
+            raise StreamError("layer store entry outside its layer: %r" % name)
+        return path
+
+    def _pieces(self, split_path):
+        for piece in _tar_split(split_path):
+            if isinstance(piece, bytes):
+                yield io.BytesIO(piece)
+            elif piece[1]:
+                yield _Exactly(self._inside(piece[0]), piece[1])
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        while True:
+            if self.current is None:
+                self.current = next(self.pending, None)
+                if self.current is None:
+                    return 0
+            count = self.current.readinto(buffer)
+            if count:
+                return count
+            self.current.close()
+            self.current = None
+
+
+class _Exactly(io.RawIOBase):
+    """size bytes of a file, opened when first read; a file that changed size is an error, not a wrong layer."""
+
+    def __init__(self, path, size):
+        super(_Exactly, self).__init__()
+        self.path, self.left, self.handle = path, size, None
+
+    def readinto(self, buffer):
+        if self.handle is None:
+            self.handle = os.fdopen(os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW), "rb")
+        count = self.handle.readinto(memoryview(buffer)[:self.left]) if self.left else 0
+        if count == 0 and self.left:
+            raise StreamError("%s is shorter than the layer store says" % os.fsdecode(self.path))
+        self.left -= count
+        return count
+
+    def close(self):
+        if self.handle is not None:
+            self.handle.close()
+        super(_Exactly, self).close()
+
+
+def _write_member(sink, name, size, source):
+    """One file of a tar stream written straight to sink: its header, size bytes of source (read into one reused
+    buffer, written a CHUNK at a time), the padding."""
+    member = tarfile.TarInfo(name)
+    member.size = size
+    sink.write(member.tobuf(tarfile.PAX_FORMAT))
+    view, left = memoryview(bytearray(CHUNK)), size
+    while left:
+        want, got = min(left, CHUNK), 0
+        while got < want:
+            count = source.readinto(view[got:want])
+            if not count:
+                raise StreamError("%s ended %d bytes early" % (name, left - got))
+            got += count
+        sink.write(view[:got])
+        left -= got
+    sink.write(b"\0" * (-size % tarfile.BLOCKSIZE))
+
+
+def _layer_tar_size(split_path):
+    return sum(len(piece) if isinstance(piece, bytes) else piece[1] for piece in _tar_split(split_path))
+
+
+def _store_paths(root, image_id, layers):
+    """Where docker's overlay2 layer store under root keeps image_id's config, and each layer's directory (by chain
+    ID: its tar-split.json.gz and cache-id, the name of its directory under overlay2/)."""
+    store = os.path.join(root, "image", "overlay2")
+    return (os.path.join(store, "imagedb", "content", "sha256", hex_of(image_id)),
+            [os.path.join(store, "layerdb", "sha256", hex_of(chain)) for chain in chain_ids(layers)])
+
+
+def layer_store_readable(root, image_id, layers):
+    """Whether this process can read image_id's config and every layer's record under root (as root; a layer
+    without a tar-split record cannot be rebuilt): else the sender runs docker save."""
+    config_path, layer_dirs = _store_paths(root, image_id, layers)
+    records = [os.path.join(layer_dir, name) for layer_dir in layer_dirs for name in ("tar-split.json.gz", "cache-id")]
+    return all(os.access(path, os.R_OK) for path in [config_path] + records)
+
+
+def layer_store_archive(root, image_id, layers, repo_tags, sink, skip=()):
+    """Write to sink the `docker save` archive of image_id read straight from docker's overlay2 layer store under
+    root (config from the image database, each layer tar rebuilt from its tar-split and diff directory): the first
+    byte leaves at once instead of after docker save has staged the whole export. Layers in skip are left out (the
+    destination holds their chain). Returns {"left_out": {digest: bytes}, "layers_hashed": 0}."""
+    config_path, layer_dirs = _store_paths(root, image_id, layers)
+    with open(config_path, "rb") as handle:
+        config = handle.read()
+    if "sha256:" + hashlib.sha256(config).hexdigest() != image_id:
+        raise StreamError("the image database's config of %s does not match its ID" % image_id)
+    if json.loads(config.decode("utf-8"))["rootfs"]["diff_ids"] != list(layers):
+        raise StreamError("the image's layers changed while it was being copied; retry")
+    config_name = hex_of(image_id) + ".json"
+    names = [hex_of(diff_id) + "/layer.tar" for diff_id in layers]
+    manifest = json.dumps([{"Config": config_name, "RepoTags": list(repo_tags), "Layers": names}]).encode()
+    for name, data in (("manifest.json", manifest), (config_name, config)):
+        _write_member(sink, name, len(data), io.BytesIO(data))
+    left_out = {}
+    for diff_id, layer_dir, name in zip(layers, layer_dirs, names):
+        split_path = os.path.join(layer_dir, "tar-split.json.gz")
+        size = _layer_tar_size(split_path)
+        if diff_id in skip:
+            left_out[diff_id] = size
+            continue
+        with open(os.path.join(layer_dir, "cache-id")) as handle:
+            diff_dir = os.path.join(root, "overlay2", handle.read().strip(), "diff")
+        _write_member(sink, name, size, _LayerReader(split_path, diff_dir))
+    sink.write(b"\0" * (2 * tarfile.BLOCKSIZE))  # the end of the archive
+    return {"left_out": left_out, "layers_hashed": 0}
+
+
+def save_archive(source, skip=(), layers=()):
+    """send_stream's write_archive for a `docker save` stream (a binary file object): as it comes, or without the
+    layer files of skip (layers: the image's diff IDs in order; without_layers)."""
+    def write(sink):
+        if skip:
+            return without_layers(source, sink, set(skip), layers)
         while True:
             data = source.read(CHUNK)
             if not data:
-                break
-            writer.write(data)
+                return {"left_out": {}, "layers_hashed": 0}
+            sink.write(data)
+    return write
+
+
+def send_stream(conn, token, write_archive, source_error=None):
+    """Send MAGIC + token, then what write_archive(sink) writes (it returns a report), in frames, then the trailer.
+
+    Returns (bytes, sha256, report). source_error() is asked at the end of the source: a message there means the
+    source failed (for example `docker save` exited non-zero), and no trailer is sent, so the receiver cannot take
+    the stream as complete."""
+    conn.sendall(MAGIC + token)
+    writer = FrameWriter(conn)
+    try:
+        report = write_archive(writer)
+    except tarfile.TarError as exc:
+        error = source_error() if source_error else None
+        raise StreamError(error or "the image archive could not be read: %s" % exc)
     error = source_error() if source_error else None
     if error:
         raise StreamError(error)
@@ -208,16 +415,24 @@ def receive_stream(conn, token, sink, progress=None):
     if hello[:len(MAGIC)] != MAGIC or not hmac.compare_digest(hello[len(MAGIC):], token):
         raise StreamError("a connection without the transfer's token was refused (not our sender)")
     digest, total = hashlib.sha256(), 0
-    while True:
-        (size,) = FRAME.unpack(_recv_exact(conn, FRAME.size))
-        if size == 0:
-            break
-        data = _recv_exact(conn, size)
+
+    def consume(data):
         digest.update(data)
-        total += size
         sink.write(data)
-        if progress:
-            progress(total)
+    background = _InBackground(consume)  # hash and feed the sink while the next frame arrives
+    try:
+        while True:
+            (size,) = FRAME.unpack(_recv_exact(conn, FRAME.size))
+            if size == 0:
+                break
+            background.put(_recv_exact(conn, size))
+            total += size
+            if progress:
+                progress(total)
+    except BaseException:
+        background.close(raise_error=False)
+        raise
+    background.close()
     sent_digest, sent_total = TRAILER.unpack(_recv_exact(conn, TRAILER.size))
     if sent_total != total or not hmac.compare_digest(sent_digest, digest.digest()):
         raise StreamError("checksum mismatch: sent %d bytes sha256 %s, received %d bytes sha256 %s (corrupted)"
@@ -227,7 +442,7 @@ def receive_stream(conn, token, sink, progress=None):
 
 # The process side, kept as program text: it runs as its own process on a node, never inside the module.
 PROGRAMS = r"""
-import os
+import functools
 import socket
 import subprocess
 import sys
@@ -257,6 +472,15 @@ def _progress_writer(path, expected, start):
     return report if path else None
 
 
+# a 1 MiB pipe into docker load (Linux's default 64 KiB costs a context switch per 64 KiB); best effort
+def _widen_pipe(pipe):
+    try:
+        import fcntl
+        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (ImportError, OSError):
+        pass
+
+
 def _fail(message):
     sys.stderr.write(message.rstrip() + "\n")
     raise SystemExit(3)
@@ -264,26 +488,35 @@ def _fail(message):
 
 def sender_main(params):
     start = time.monotonic()
-    save = subprocess.Popen([params["docker"], "save", params["image"]], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    skip, layers, save = params.get("skip") or (), params.get("layers") or (), None
+    root = params.get("layer_store")
+    if root and layer_store_readable(root, params["image_id"], layers):
+        export, save_error = "layer store", None
+        write_archive = functools.partial(layer_store_archive, root, params["image_id"], layers,
+                                          params.get("repo_tags") or [], skip=set(skip))
+    else:
+        export = "docker save"
+        save = subprocess.Popen([params["docker"], "save", params["image"]], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        write_archive = save_archive(save.stdout, skip, layers)
 
-    def save_error():
-        err = save.stderr.read()
-        if save.wait() != 0:
-            return "docker save %s failed (rc=%d): %s" % (params["image"], save.returncode, _tail(err))
-        return None
+        def save_error():
+            err = save.stderr.read()
+            if save.wait() != 0:
+                return "docker save %s failed (rc=%d): %s" % (params["image"], save.returncode, _tail(err))
+            return None
     try:
         conn = socket.create_connection((params["host"], params["port"]), timeout=params["connect_timeout"])
         conn.settimeout(params["io_timeout"])
         with conn:
-            total, digest, report = send_stream(conn, bytes.fromhex(params["token"]), save.stdout, save_error,
-                                                params.get("skip"), params.get("layers") or ())
+            total, digest, report = send_stream(conn, bytes.fromhex(params["token"]), write_archive, save_error)
             conn.shutdown(socket.SHUT_WR)
             conn.recv(1)  # the receiver closes once it has verified the trailer
     except (OSError, StreamError) as exc:
-        save.kill()
+        if save is not None:
+            save.kill()
         _fail("sender: %s" % exc)
-    sys.stdout.write(json.dumps(dict(report, bytes=total, sha256=digest,
+    sys.stdout.write(json.dumps(dict(report, bytes=total, sha256=digest, export=export,
                                      seconds=round(time.monotonic() - start, 3))) + "\n")
 
 
@@ -302,14 +535,16 @@ def receiver_main(params):
     sender.stdin.close()
     loader, start = None, time.monotonic()
     try:
+        # docker load starts while the sender does (it is killed unloaded if no good stream comes)
+        loader = subprocess.Popen([params["docker"], "load"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        _widen_pipe(loader.stdin)
         listener.settimeout(60)
         try:
             conn = listener.accept()[0]
         except socket.timeout:
             raise StreamError("the sender never connected to %s:%d within 60 s" % (address, port))
         conn.settimeout(min(params["timeout"], 300))
-        loader = subprocess.Popen([params["docker"], "load"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE)
         with conn:
             total, digest = receive_stream(conn, token, loader.stdin,
                                            _progress_writer(params.get("progress_file"), params.get("expected"), start))

@@ -16,9 +16,15 @@ description:
     IDs differ the module compares the layer diff IDs and the image config instead, and says which it used.
   - Otherwise it opens a TCP listener on the destination's fabric address, then starts the sender on the source over
     SSH (the program and a one-time token travel on SSH's stdin, never in an argv). The sender proves the token and
-    streams C(docker save) in frames straight into C(docker load) on the destination; the last frame carries the
+    streams the image archive in frames straight into C(docker load) on the destination; the last frame carries the
     SHA-256 and length of the stream, which the destination compares with what it received. The listener exists
     before the sender starts, so there is no sleep and no race.
+  - The archive is read straight from the source's overlay2 layer store when the sender can read it (as root, see
+    O(source_become)). Each layer tar is rebuilt byte for byte from docker's own tar-split record and the layer's
+    files, so the first byte leaves at once, where C(docker save) first stages the whole export on disk
+    (docs/benchmarks.md). Otherwise (another storage driver, the containerd image store, no root, or
+    O(export=docker_save)) the sender streams C(docker save). Either way C(docker load) checks every layer
+    against the image's diff IDs.
   - Nothing half-loaded. A refused, interrupted or corrupted stream stops C(docker load) before it tags anything;
     if a tag moved anyway, it is put back on the previous image (or removed when there was none). The error says
     what happened, and a retry starts over.
@@ -66,6 +72,20 @@ options:
       - The docker CLI on both nodes.
     type: str
     default: docker
+  export:
+    description:
+      - How the sender reads the image. V(auto) reads docker's overlay2 layer store when it can, else runs
+        C(docker save); V(docker_save) always runs C(docker save).
+    type: str
+    choices: [auto, docker_save]
+    default: auto
+  source_become:
+    description:
+      - Run the sender on the source with C(sudo -n), so it can read docker's layer store (passwordless sudo, which
+        the preflight role checks). Without it the sender runs as the SSH user and reads the image with
+        C(docker save).
+    type: bool
+    default: false
   skip_present_layers:
     description:
       - Leave out of the stream the layers whose chain the destination already holds (for example the base layers
@@ -87,7 +107,8 @@ attributes:
     platforms: posix
 notes:
   - The user running the module needs access to docker on both nodes (the docker group, or become).
-  - C(docker save) on the source still reads every layer; only the wire and the destination's load are spared.
+  - With C(docker save) the source still reads every layer, only the wire and the destination's load are spared;
+    from the layer store only the layers sent are read.
   - The stream is the only transport. Without a registry between the nodes, C(skopeo) can only copy from the
     source's docker daemon (its socket forwarded over SSH) to the destination's, which sends every layer and was
     measured slower than the stream (docs/benchmarks.md).
@@ -98,6 +119,13 @@ EXAMPLES = r"""
   dgx_spark.cluster.p2p_image_copy:
     image: nvcr.io/nvidia/vllm:25.11-py3
     source_host: 10.10.10.1
+  delegate_to: spark-ba63
+
+- name: The same, the sender reading docker's layer store as root on the head
+  dgx_spark.cluster.p2p_image_copy:
+    image: nvcr.io/nvidia/vllm:25.11-py3
+    source_host: 10.10.10.1
+    source_become: true
   delegate_to: spark-ba63
 """
 
@@ -147,6 +175,11 @@ bytes_left_out:
   description: Size of the layer files left out of the stream.
   returned: when transferred
   type: int
+export:
+  description: How the sender read the image (C(layer store) or C(docker save)).
+  returned: when transferred
+  type: str
+  sample: layer store
 layers_hashed:
   description:
     - Layer files the sender hashed to tell them apart (legacy save layout, when the directories seen so far left
@@ -155,11 +188,12 @@ layers_hashed:
   type: int
 """
 
-import hashlib
 import json
+import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _image_stream, _progress_file, _validate
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._image_stream import chain_ids, hex_of
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
 
 
@@ -175,13 +209,24 @@ def image_identity(inspect_json):
     return data.get("Id"), json.dumps(comparable, sort_keys=True)
 
 
-def chain_ids(layers):
-    """The chain ID of each prefix of a layer list (diff IDs), as docker's layer store names them."""
-    chains = []
-    for diff_id in layers:
-        chains.append(diff_id if not chains else
-                      "sha256:" + hashlib.sha256(("%s %s" % (chains[-1], diff_id)).encode()).hexdigest())
-    return chains
+def layer_store_root(inspected):
+    """docker's root directory (the overlay2 layer store the sender may read) from `docker image inspect` of the
+    image, or None for another driver (the containerd image store reports its snapshotter, not overlay2)."""
+    driver = inspected.get("GraphDriver") or {}
+    upper = (driver.get("Data") or {}).get("UpperDir") or ""
+    parts = upper.split("/")
+    if driver.get("Name") != "overlay2" or len(parts) < 5 or parts[-1] != "diff" or parts[-3] != "overlay2":
+        return None
+    return "/".join(parts[:-3])
+
+
+def repo_tags(image, image_id):
+    """The tag `docker save <image>` records: none for an image ID (or a prefix) or a digest reference, the
+    reference with :latest added when it has no tag."""
+    hex_ref = re.match(r"^(?:sha256:)?([0-9a-f]+)$", image)
+    if "@" in image or (hex_ref and hex_of(image_id).startswith(hex_ref.group(1))):
+        return []
+    return [image if ":" in image.rsplit("/", 1)[-1] else image + ":latest"]
 
 
 def layers_to_leave_out(source_layers, held_chains):
@@ -216,6 +261,7 @@ class ImageCopy:
             self.module.fail_json(msg="port must be 0..65535 and timeout at least 10 s")
 
     def ssh_argv(self, *remote):
+        """SSH to the source running remote (fixed words and validated values only)."""
         target = self.params["source_host"]
         if self.params["source_user"]:
             target = "%s@%s" % (self.params["source_user"], target)
@@ -236,6 +282,8 @@ class ImageCopy:
         inspected = json.loads(out)[0]
         self.source_layers = (inspected.get("RootFS") or {}).get("Layers") or []
         self.source_size = inspected.get("Size")
+        self.source_id = inspected.get("Id")
+        self.source_store = layer_store_root(inspected)
         return image_identity(out)
 
     def held_layers(self):
@@ -268,10 +316,13 @@ class ImageCopy:
         source = _image_stream.own_source()
         receiver = _image_stream.program(source, "receiver_main", {
             "listen_address": self.listen_address(), "port": params["port"], "timeout": params["timeout"],
-            "docker": docker, "ssh_argv": self.ssh_argv("python3", "-"), "source": source,
+            "docker": docker, "source": source,
+            "ssh_argv": self.ssh_argv(*(["sudo", "-n"] if params["source_become"] else []) + ["python3", "-"]),
             "progress_file": params["progress_file"], "expected": None if skip else self.source_size,
             "sender": {"docker": params["docker"], "image": params["image"], "connect_timeout": 30,
-                       "io_timeout": 300, "skip": skip, "layers": self.source_layers}})
+                       "io_timeout": 300, "skip": skip, "layers": self.source_layers, "image_id": self.source_id,
+                       "repo_tags": repo_tags(params["image"], self.source_id),
+                       "layer_store": self.source_store if params["export"] == "auto" else None}})
         # the receiver listens, starts the sender over SSH, and feeds docker load; its program (with the token it
         # makes) travels on stdin
         return self.runner.run([python, "-"], data=receiver, binary_data=True, timeout=params["timeout"] + 60)
@@ -295,7 +346,7 @@ class ImageCopy:
         report = json.loads(out.strip().splitlines()[-1])
         left_out = report["sender"].get("left_out") or {}
         report.update(layers_left_out=sorted(left_out), bytes_left_out=sum(left_out.values()),
-                      layers_hashed=report["sender"].get("layers_hashed", 0))
+                      layers_hashed=report["sender"].get("layers_hashed", 0), export=report["sender"]["export"])
         return report
 
     def restore(self, previous_id):
@@ -347,6 +398,8 @@ def main():
             timeout=dict(type="int", default=_image_stream.COPY_TIMEOUT),
             docker=dict(type="str", default="docker"),
             skip_present_layers=dict(type="bool", default=True),
+            export=dict(type="str", default="auto", choices=["auto", "docker_save"]),
+            source_become=dict(type="bool", default=False),
             progress_file=dict(type="path"),
             progress_interval=dict(type="float", default=10),
         ),

@@ -10,6 +10,7 @@ from labkit import async_job_files, lab, module, module_run, playbook, ssh
 HEAD_FABRIC = "10.10.10.1"
 IMAGE = "lab/p2p-test:1"
 IMAGE2 = "lab/p2p-test:2"  # IMAGE plus one small layer
+IMAGE3 = "lab/p2p-test:3"  # IMAGE plus a layer that deletes, replaces a directory and links (whiteouts in the tar)
 # 48 MiB of random data on top of busybox: large enough for many frames, built on the head's docker
 BUILD = ("printf 'FROM lab/busybox\\nRUN dd if=/dev/urandom of=/blob bs=1M count=48 2>/dev/null\\n' "
          "| docker build -q --network host -t %s - >/dev/null")
@@ -68,9 +69,9 @@ def images():
         ssh(node, REFUSING_ONCE)
     yield
     for node in ("spark-2959", "spark-ba63"):
-        ssh(node, "docker image rm -f %s %s >/dev/null 2>&1; docker image prune -f >/dev/null; "
+        ssh(node, "docker image rm -f %s %s %s >/dev/null 2>&1; docker image prune -f >/dev/null; "
                   "sudo rm -f /usr/local/bin/docker-truncating /usr/local/bin/docker-slow /usr/local/bin/docker-refusing-once "
-                  "/tmp/docker-refused" % (IMAGE, IMAGE2), check=False)
+                  "/tmp/docker-refused" % (IMAGE, IMAGE2, IMAGE3), check=False)
 
 
 def test_a_broken_stream_keeps_the_previous_image():
@@ -141,6 +142,40 @@ def test_a_long_copy_shows_its_progress():
     # neither the progress file nor the async job's own file (j<id>.<pid>) stays behind
     assert ssh("spark-ba63", "ls ~/.ansible_async | grep -c p2p_image_copy", check=False).stdout.strip() == "0"
     assert async_job_files("spark-ba63") == jobs_before
+
+
+def test_the_sender_reads_the_head_s_layer_store_as_root():
+    # runs after the progress test: the worker holds IMAGE, the base of IMAGE3
+    ssh("spark-2959", "printf 'FROM %s\\nRUN mkdir -p /d/sub && echo a > /d/a && echo b > /d/sub/b && ln /d/a /d/hard "
+                      "&& ln -s /d/a /d/sym\\nRUN rm /blob /d/a && rm -rf /d/sub && mkdir /d/sub && echo n > /d/sub/new\\n' "
+                      "| docker build -q --network host -t %s - >/dev/null" % (IMAGE, IMAGE3))
+    listing = "docker run --rm %s sh -c 'ls -R / | grep -c blob; cat /d/hard /d/sub/new; ls /d/sub; readlink /d/sym'"
+    expected = ssh("spark-2959", listing % IMAGE3, check=False).stdout
+    for skip_present_layers in (True, False):
+        ssh("spark-ba63", "docker image rm -f %s >/dev/null 2>&1" % IMAGE3, check=False)
+        rc, result = module("spark-ba63", "p2p_image_copy", {"image": IMAGE3, "source_host": HEAD_FABRIC,
+                                                             "source_become": True,
+                                                             "skip_present_layers": skip_present_layers})
+        assert rc == 0 and result["export"] == "layer store" and result["layers_hashed"] == 0, result
+        # docker load checked each rebuilt layer tar against the image's diff IDs: the same image ID
+        assert image_id("spark-ba63", IMAGE3) == image_id("spark-2959", IMAGE3) == result["dest_id_after"]
+        assert ssh("spark-ba63", listing % IMAGE3, check=False).stdout == expected == "0\na\nn\nnew\n/d/a\n"
+        if skip_present_layers:
+            assert result["layers_left_out"] == sorted(layers("spark-2959", IMAGE)) and result["bytes"] < 1 << 20
+        else:
+            assert result["layers_left_out"] == [] and result["bytes"] > 48 << 20
+
+
+def test_a_layer_store_that_does_not_match_its_image_fails_the_load():
+    # one byte of the top layer's file changed in the head's overlay2 diff: the rebuilt tar is not the diff ID
+    ssh("spark-ba63", "docker image rm -f %s >/dev/null 2>&1" % IMAGE3, check=False)
+    upper = ssh("spark-2959", "docker image inspect --format '{{.GraphDriver.Data.UpperDir}}' %s" % IMAGE3).stdout.strip()
+    ssh("spark-2959", "printf X | sudo dd of=%s/d/sub/new bs=1 count=1 conv=notrunc status=none" % upper)
+    rc, result = module("spark-ba63", "p2p_image_copy", {"image": IMAGE3, "source_host": HEAD_FABRIC,
+                                                         "source_become": True})
+    assert rc != 0 and "docker load failed" in result["msg"] and "Retry the task" in result["msg"], result
+    assert image_id("spark-ba63", IMAGE3) is None
+    ssh("spark-2959", "docker image rm -f %s >/dev/null" % IMAGE3)
 
 
 def test_missing_source_image_is_named():

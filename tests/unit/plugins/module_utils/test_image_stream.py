@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
 import io
 import json
@@ -15,8 +17,9 @@ import threading
 import pytest
 
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _image_stream as stream
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._image_stream import chain_ids
 from ansible_collections.dgx_spark.cluster.plugins.modules.p2p_image_copy import (
-    chain_ids, image_identity, layers_to_leave_out)
+    image_identity, layer_store_root, layers_to_leave_out, repo_tags)
 from ansible_collections.dgx_spark.cluster.tests.unit.recorded import fixture_body
 
 TOKEN = bytes(range(32))
@@ -37,7 +40,7 @@ def send_in_thread(conn, token, payload, mutate=None):
         class Capture:
             def sendall(self, chunk):
                 data.extend(chunk)
-        stream.send_stream(Capture(), token, io.BytesIO(payload))
+        stream.send_stream(Capture(), token, stream.save_archive(io.BytesIO(payload)))
         try:
             conn.sendall(bytes(mutate(data) if mutate else data))
         except OSError:
@@ -247,7 +250,8 @@ def test_a_truncated_archive_fails_the_send_with_the_source_error():
         def sendall(self, _data):
             pass
     with pytest.raises(stream.StreamError, match="docker save failed"):
-        stream.send_stream(Discard(), TOKEN, io.BytesIO(archive[:200000]), lambda: "docker save failed", diff_ids)
+        stream.send_stream(Discard(), TOKEN, stream.save_archive(io.BytesIO(archive[:200000]), diff_ids),
+                           lambda: "docker save failed")
 
 
 def test_chain_ids_follow_docker_layer_store():
@@ -290,3 +294,154 @@ def test_the_receiver_writes_its_progress_for_the_action_plugin(tmp_path):
     progress = json.loads((tmp_path / "progress.json").read_text())
     assert 0 < progress["bytes"] <= len(PAYLOAD) and progress["expected"] == len(PAYLOAD)
     assert not (tmp_path / "progress.json.tmp").exists()
+
+
+def layer_store(tmp_path, layer_tars):
+    """A docker overlay2 layer store under tmp_path holding one image of layer_tars (bytes each), as docker keeps it:
+    the config in the image database, per chain a cache-id and a tar-split.json.gz (the tar's headers and padding as
+    raw segments, each file as its name and size), the files in overlay2/<cache-id>/diff. Returns (root, image id,
+    diff IDs)."""
+    root, diff_ids = tmp_path / "docker", ["sha256:" + hashlib.sha256(data).hexdigest() for data in layer_tars]
+    for index, (data, chain) in enumerate(zip(layer_tars, chain_ids(diff_ids))):
+        layer_dir = root / "image" / "overlay2" / "layerdb" / "sha256" / stream.hex_of(chain)
+        layer_dir.mkdir(parents=True)
+        (layer_dir / "cache-id").write_text("cache%d" % index)
+        diff = root / "overlay2" / ("cache%d" % index) / "diff"
+        diff.mkdir(parents=True)
+        entries, done = [], 0
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            for member in archive.getmembers():
+                if member.isdir():
+                    (diff / member.name).mkdir(parents=True, exist_ok=True)
+                elif member.isfile():
+                    (diff / member.name).write_bytes(archive.extractfile(member).read())
+                entries.append({"type": 2, "payload": base64.b64encode(data[done:member.offset_data]).decode()})
+                entries.append({"type": 1, "name": member.name, "size": member.size})
+                done = member.offset_data + member.size
+        entries.append({"type": 2, "payload": base64.b64encode(data[done:]).decode()})
+        with gzip.open(layer_dir / "tar-split.json.gz", "wt") as split:
+            split.write("".join(json.dumps(entry) + "\n" for entry in entries))
+    config = json.dumps({"rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    image_id = "sha256:" + hashlib.sha256(config).hexdigest()
+    content = root / "image" / "overlay2" / "imagedb" / "content" / "sha256"
+    content.mkdir(parents=True)
+    (content / stream.hex_of(image_id)).write_bytes(config)
+    return root, image_id, diff_ids
+
+
+def layer_tar(files, links=()):
+    """A layer tar: files {name: bytes} (a name ending in / is a directory), links (name, target) as hard links."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, data in files.items():
+            member = tarfile.TarInfo(name.rstrip("/"))
+            member.type = tarfile.DIRTYPE if name.endswith("/") else tarfile.REGTYPE
+            member.size = 0 if name.endswith("/") else len(data)
+            archive.addfile(member, None if name.endswith("/") else io.BytesIO(data))
+        for name, target in links:
+            member = tarfile.TarInfo(name)
+            member.type, member.linkname = tarfile.LNKTYPE, target
+            archive.addfile(member)
+    return buffer.getvalue()
+
+
+LAYER_TARS = [layer_tar({"bin/": b"", "bin/tool": os.urandom(300000), "empty": b""}, [("bin/same", "bin/tool")]),
+              layer_tar({"etc/": b"", "etc/.wh.old": b"", "etc/conf": b"x" * 1000})]
+
+
+def test_the_layer_store_archive_rebuilds_every_layer_byte_for_byte(tmp_path):
+    root, image_id, diff_ids = layer_store(tmp_path, LAYER_TARS)
+    sink = io.BytesIO()
+    report = stream.layer_store_archive(str(root), image_id, diff_ids, ["lab/img:1"], sink)
+    assert report == {"left_out": {}, "layers_hashed": 0}
+    members = members_of(sink.getvalue())
+    manifest = json.loads(members["manifest.json"])
+    assert manifest == [{"Config": stream.hex_of(image_id) + ".json", "RepoTags": ["lab/img:1"],
+                         "Layers": [stream.hex_of(d) + "/layer.tar" for d in diff_ids]}]
+    assert hashlib.sha256(members[manifest[0]["Config"]]).hexdigest() == stream.hex_of(image_id)
+    # what docker load checks: each layer tar hashes to its diff ID
+    assert [members[name] for name in manifest[0]["Layers"]] == LAYER_TARS
+
+
+def test_the_layer_store_archive_leaves_out_held_layers(tmp_path):
+    root, image_id, diff_ids = layer_store(tmp_path, LAYER_TARS)
+    sink = io.BytesIO()
+    report = stream.layer_store_archive(str(root), image_id, diff_ids, [], sink, skip={diff_ids[0]})
+    assert report["left_out"] == {diff_ids[0]: len(LAYER_TARS[0])}
+    members = members_of(sink.getvalue())
+    assert stream.hex_of(diff_ids[0]) + "/layer.tar" not in members
+    assert members[stream.hex_of(diff_ids[1]) + "/layer.tar"] == LAYER_TARS[1]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda root: (root / "overlay2" / "cache0" / "diff" / "bin" / "tool").write_bytes(b"short"),
+     "shorter than the layer store says"),
+    (lambda root: next((root / "image" / "overlay2" / "imagedb" / "content" / "sha256").iterdir()).write_bytes(b"{}"),
+     "does not match its ID"),
+])
+def test_a_damaged_layer_store_fails_the_archive(tmp_path, damage, message):
+    root, image_id, diff_ids = layer_store(tmp_path, LAYER_TARS)
+    damage(root)
+    with pytest.raises(stream.StreamError, match=message):
+        stream.layer_store_archive(str(root), image_id, diff_ids, [], io.BytesIO())
+
+
+def test_a_layer_list_other_than_the_config_s_is_refused(tmp_path):
+    root, image_id, diff_ids = layer_store(tmp_path, LAYER_TARS)
+    with pytest.raises(stream.StreamError, match="layers changed"):
+        stream.layer_store_archive(str(root), image_id, diff_ids[:1], [], io.BytesIO())
+
+
+@pytest.mark.parametrize("image, expected", [
+    ("lab/img:1", ["lab/img:1"]), ("lab/img", ["lab/img:latest"]), ("host:5000/img", ["host:5000/img:latest"]),
+    ("lab/img@sha256:" + "a" * 64, []), ("abc123", []), ("sha256:abc123", []), ("abd", ["abd:latest"]),
+])
+def test_the_archive_tags_what_docker_save_would(image, expected):
+    assert repo_tags(image, "sha256:abc123" + "0" * 58) == expected
+
+
+def test_a_layer_file_behind_a_symlink_is_refused(tmp_path):
+    root, image_id, diff_ids = layer_store(tmp_path, LAYER_TARS)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "tool").write_bytes(b"x" * 300000)
+    diff = root / "overlay2" / "cache0" / "diff"
+    for path in (diff / "bin").iterdir():
+        path.unlink()
+    (diff / "bin").rmdir()
+    (diff / "bin").symlink_to(outside)  # bin/tool now resolves outside the layer
+    with pytest.raises(stream.StreamError, match="outside its layer"):
+        stream.layer_store_archive(str(root), image_id, diff_ids, [], io.BytesIO())
+
+
+@pytest.mark.parametrize("graph_driver, expected", [
+    ({"Name": "overlay2", "Data": {"UpperDir": "/var/lib/docker/overlay2/%s/diff" % ("c" * 64)}}, "/var/lib/docker"),
+    ({"Name": "overlay2", "Data": {"UpperDir": "/data/docker/overlay2/%s/diff" % ("c" * 64)}}, "/data/docker"),
+    # docker's containerd image store names its snapshotter and keeps layers elsewhere: docker save then
+    ({"Name": "overlayfs", "Data": {"UpperDir": "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/"
+                                                "snapshots/3/fs"}}, None),
+    ({"Name": "vfs", "Data": None}, None), (None, None),
+])
+def test_the_layer_store_root_comes_from_the_image_s_graph_driver(graph_driver, expected):
+    assert layer_store_root({"GraphDriver": graph_driver}) == expected
+
+
+def test_a_layer_without_its_tar_split_record_sends_the_sender_to_docker_save(tmp_path):
+    root, image_id, diff_ids = layer_store(tmp_path, LAYER_TARS)
+    assert stream.layer_store_readable(str(root), image_id, diff_ids)
+    next((root / "image" / "overlay2" / "layerdb" / "sha256").glob("*/tar-split.json.gz")).unlink()
+    assert not stream.layer_store_readable(str(root), image_id, diff_ids)
+    assert not stream.layer_store_readable(str(tmp_path / "elsewhere"), image_id, diff_ids)
+
+
+def test_a_sink_that_breaks_mid_stream_fails_the_receive():
+    # docker load gone: its pipe breaks in the background writer, the receiving side raises it
+    class Broken:
+        def write(self, _data):
+            raise BrokenPipeError(32, "Broken pipe")
+    left, right = pair()
+    thread = send_in_thread(left, TOKEN, PAYLOAD)
+    with pytest.raises(BrokenPipeError):
+        stream.receive_stream(right, TOKEN, Broken())
+    right.close()
+    thread.join()
