@@ -481,6 +481,19 @@ def _widen_pipe(pipe):
         pass
 
 
+# the sender's connection; a sender that exits first (SSH refused, sudo wants a password) fails at once, not in 60 s
+def _accept_from(listener, sender, where, timeout=60):
+    listener.settimeout(0.25)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return listener.accept()[0]
+        except socket.timeout:
+            if sender.poll() is not None:
+                raise StreamError("the sender exited (rc=%d) before it connected to %s" % (sender.returncode, where))
+    raise StreamError("the sender never connected to %s within %d s" % (where, timeout))
+
+
 def _fail(message):
     sys.stderr.write(message.rstrip() + "\n")
     raise SystemExit(3)
@@ -531,19 +544,18 @@ def receiver_main(params):
     sender_params = dict(params["sender"], host=address, port=port, token=token.hex())
     sender = subprocess.Popen(params["ssh_argv"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE)
-    sender.stdin.write(program(params["source"], "sender_main", sender_params).encode())
-    sender.stdin.close()
+    try:
+        with sender.stdin:
+            sender.stdin.write(program(params["source"], "sender_main", sender_params).encode())
+    except BrokenPipeError:
+        pass  # the sender exited at once: _accept_from says so, with what it printed
     loader, start = None, time.monotonic()
     try:
         # docker load starts while the sender does (it is killed unloaded if no good stream comes)
         loader = subprocess.Popen([params["docker"], "load"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE)
         _widen_pipe(loader.stdin)
-        listener.settimeout(60)
-        try:
-            conn = listener.accept()[0]
-        except socket.timeout:
-            raise StreamError("the sender never connected to %s:%d within 60 s" % (address, port))
+        conn = _accept_from(listener, sender, "%s:%d" % (address, port))
         conn.settimeout(min(params["timeout"], 300))
         with conn:
             total, digest = receive_stream(conn, token, loader.stdin,
@@ -555,7 +567,10 @@ def receiver_main(params):
         if loader is not None and loader.poll() is None:
             loader.kill()  # a truncated tar must not finish loading
             loader.wait()
-        sender.kill()
+        try:
+            sender.wait(timeout=5)  # a sender that failed first is still writing why
+        except subprocess.TimeoutExpired:
+            sender.kill()
         sender_err = _finish(sender)[1]
         _fail("%s%s" % (exc, ("; sender: " + _tail(sender_err, 3)) if sender_err.strip() else ""))
     finally:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 
 import pytest
 
@@ -445,3 +446,15 @@ def test_a_sink_that_breaks_mid_stream_fails_the_receive():
         stream.receive_stream(right, TOKEN, Broken())
     right.close()
     thread.join()
+
+
+def test_a_sender_that_cannot_start_fails_the_copy_at_once(tmp_path):
+    # sudo -n on a source without passwordless sudo: the sender's command exits before connecting
+    docker, ssh = stand_ins(tmp_path, PAYLOAD)
+    ssh.write_text("#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n")
+    started = time.monotonic()
+    result = run_receiver(receiver_params(docker, ssh))
+    assert result.returncode == 3 and time.monotonic() - started < 30
+    assert "the sender exited (rc=1) before it connected" in result.stderr
+    assert "sudo: a password is required" in result.stderr
+    assert not (tmp_path / "loaded.tar").exists() or (tmp_path / "loaded.tar").read_bytes() == b""
