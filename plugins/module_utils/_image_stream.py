@@ -43,15 +43,24 @@ class StreamError(Exception):
     """The stream broke: what happened, in words a user can act on."""
 
 
+def _fill(read_into, view):
+    """Bytes read into view by read_into (recv_into, readinto: each may return fewer) until it is full or the source
+    ends (0)."""
+    got = 0
+    while got < len(view):
+        count = read_into(view[got:])
+        if not count:
+            break
+        got += count
+    return got
+
+
 def _recv_exact(conn, size):
     data = bytearray(size)
-    view, got = memoryview(data), 0
-    while got < size:
-        count = conn.recv_into(view[got:], size - got)
-        if not count:
-            raise StreamError("the sender closed the connection after %d of %d bytes of a frame (interrupted)"
-                              % (got, size))
-        got += count
+    got = _fill(conn.recv_into, memoryview(data))
+    if got < size:
+        raise StreamError("the sender closed the connection after %d of %d bytes of a frame (interrupted)"
+                          % (got, size))
     return data
 
 
@@ -313,12 +322,10 @@ def _write_member(sink, name, size, source):
     sink.write(member.tobuf(tarfile.PAX_FORMAT))
     view, left = memoryview(bytearray(CHUNK)), size
     while left:
-        want, got = min(left, CHUNK), 0
-        while got < want:
-            count = source.readinto(view[got:want])
-            if not count:
-                raise StreamError("%s ended %d bytes early" % (name, left - got))
-            got += count
+        want = min(left, CHUNK)
+        got = _fill(source.readinto, view[:want])
+        if got < want:
+            raise StreamError("%s ended %d bytes early" % (name, left - got))
         sink.write(view[:got])
         left -= got
     sink.write(b"\0" * (-size % tarfile.BLOCKSIZE))
