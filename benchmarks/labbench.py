@@ -8,10 +8,18 @@ from labkit import KEY, NODES, ssh
 HEAD, WORKER, WORKER_FABRIC = "spark-2959", "spark-ba63", "10.10.10.2"
 
 
+# a command timed on its node, so the SSH from this machine is not part of its figure: the clock before it, its
+# rc kept, the clock after it
+STARTED, ENDED = "echo started_ns $(date +%s%N); ", "( %s ) || exit $?; echo ended_ns $(date +%%s%%N)"
+
+
+def clock(output, mark):
+    return int(output.split(mark)[-1].split()[0]) / 1e9
+
+
 def timed(node, command):
-    start = time.monotonic()
-    ssh(node, command, timeout=3600)
-    return time.monotonic() - start
+    out = ssh(node, STARTED + ENDED % command, timeout=3600).stdout
+    return clock(out, "ended_ns") - clock(out, "started_ns")
 
 
 def wait_listening(node, port):
@@ -23,13 +31,15 @@ def wait_listening(node, port):
 
 
 def piped(listen_cmd, send_cmd, port):
-    """Receiver on the worker (background), confirmed listening, then the sender on the head; both must end."""
+    """Receiver on the worker (background), confirmed listening, then the sender on the head; both must end.
+    From the sender's start on the head to the receiver's end on the worker (the lab nodes share this machine's
+    clock; on two Sparks, their synchronised clocks)."""
     receiver = subprocess.Popen(["ssh", "-i", str(KEY), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
                                  "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-                                 "spark@" + NODES[WORKER], listen_cmd])
+                                 "spark@" + NODES[WORKER], ENDED % listen_cmd], stdout=subprocess.PIPE, text=True)
     wait_listening(WORKER, port)
-    start = time.monotonic()
-    ssh(HEAD, send_cmd, timeout=3600)
-    if receiver.wait(timeout=3600) != 0:
+    started = clock(ssh(HEAD, STARTED + send_cmd, timeout=3600).stdout, "started_ns")
+    ended = receiver.communicate(timeout=3600)[0]
+    if receiver.returncode != 0:
         raise RuntimeError("receiver failed: %s" % listen_cmd)
-    return time.monotonic() - start
+    return clock(ended, "ended_ns") - started

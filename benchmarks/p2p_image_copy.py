@@ -8,12 +8,15 @@ Prints, for a >= 1 GiB image and for a re-copy where only the top layer changed:
   two nodes without a registry), p2p_image_copy as the serving role runs it (source_become: the sender reads the
   head's layer store; the module's own transfer time, and the whole ansible task, with the bytes it sent and left
   out), the same with export=docker_save (the sender streams docker save), and ours when already present.
-Usage: .venv/bin/python benchmarks/p2p_image_copy.py [--size-mib 1024]
+Ours and the stages alone run --repeat times in turn (medians, with their range); commands on a node are timed
+there, without the SSH from this machine.
+Usage: .venv/bin/python benchmarks/p2p_image_copy.py [--size-mib 1024] [--repeat 3]
 """
 
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -48,60 +51,68 @@ def ours(image, **options):
     return time.monotonic() - start, result
 
 
-def measure(image, base_on_worker=None):
-    clean_worker([IMAGE, IMAGE2])
-    if base_on_worker:
-        ours(base_on_worker)
-    figures = {}
-    ssh(HEAD, "docker save %s > /tmp/bench.tar" % image)
-    size = int(ssh(HEAD, "stat -c %s /tmp/bench.tar").stdout)
-    figures["raw TCP (nc) of the same bytes"] = piped("nc -l -p %d > /dev/null" % PORT,
-                                                      "nc -q 0 %s %d < /tmp/bench.tar" % (WORKER_FABRIC, PORT), PORT)
-    figures["docker save alone"] = timed(HEAD, "docker save %s > /dev/null" % image)
-    ssh(HEAD, "scp -q /tmp/bench.tar %s:/tmp/bench.tar" % WORKER_FABRIC)
-    figures["docker load alone"] = timed(WORKER, "docker load -i /tmp/bench.tar >/dev/null")
+def fresh_worker(image, base_on_worker):
+    """The worker without image, holding base_on_worker when given: where every copy starts."""
     clean_worker([image])
     if base_on_worker:
         ours(base_on_worker)
+
+
+def measure(image, repeat, base_on_worker=None):
+    """(archive size, figures, spreads): ours and the stages alone `repeat` times in turn (medians; spreads holds
+    their min and max), the old pipes once."""
+    clean_worker([IMAGE, IMAGE2])
+    fresh_worker(image, base_on_worker)
+    ssh(HEAD, "docker save %s > /tmp/bench.tar" % image)
+    size = int(ssh(HEAD, "stat -c %s /tmp/bench.tar").stdout)
+    ssh(HEAD, "scp -q /tmp/bench.tar %s:/tmp/bench.tar" % WORKER_FABRIC)
+    samples = {name: [] for name in ("docker save alone", "docker load alone", "ours: transfer (module)",
+                                     "ours: whole ansible task")}
+    for _round in range(repeat):  # in turn, so the VM's drift falls on ours and the stages alike
+        samples["docker save alone"].append(timed(HEAD, "docker save %s > /dev/null" % image))
+        fresh_worker(image, base_on_worker)
+        samples["docker load alone"].append(timed(WORKER, "docker load -i /tmp/bench.tar >/dev/null"))
+        fresh_worker(image, base_on_worker)
+        task, result = ours(image)
+        samples["ours: transfer (module)"].append(result["seconds"])
+        samples["ours: whole ansible task"].append(task)
+    figures = {"raw TCP (nc) of the same bytes": piped(
+        "nc -l -p %d > /dev/null" % PORT, "nc -q 0 %s %d < /tmp/bench.tar" % (WORKER_FABRIC, PORT), PORT)}
+    figures.update((name, statistics.median(values)) for name, values in samples.items())
+    spreads = dict((name, (min(values), max(values))) for name, values in samples.items())
+    fresh_worker(image, base_on_worker)
     figures["seed: save | pigz -1 | nc -> load"] = piped(
         "nc -l -p %d | pigz -d | docker load >/dev/null" % (PORT + 1),
         "docker save %s | pigz -1 | nc -q 0 %s %d" % (image, WORKER_FABRIC, PORT + 1), PORT + 1)
-    clean_worker([image])
-    if base_on_worker:
-        ours(base_on_worker)
+    fresh_worker(image, base_on_worker)
     figures["community: save | ssh load"] = timed(HEAD, "docker save %s | ssh %s docker load >/dev/null"
                                                   % (image, WORKER_FABRIC))
-    clean_worker([image])
-    if base_on_worker:
-        ours(base_on_worker)
+    fresh_worker(image, base_on_worker)
     figures["skopeo: daemon -> daemon (socket over ssh)"] = timed(WORKER, SKOPEO % {"image": image})
-    clean_worker([image])
-    if base_on_worker:
-        ours(base_on_worker)
+    fresh_worker(image, base_on_worker)
     figures["ours, export=docker_save: transfer (module)"] = ours(image, export="docker_save")[1]["seconds"]
-    clean_worker([image])
-    if base_on_worker:
-        ours(base_on_worker)
-    task, result = ours(image)
-    figures["ours: transfer (module)"] = result["seconds"]
-    figures["ours: whole ansible task"] = task
+    fresh_worker(image, base_on_worker)
+    result = ours(image)[1]
     figures["ours: already present (task)"] = ours(image)[0]
     figures["ours: MiB sent"] = result["bytes"] / 1048576.0
     figures["ours: MiB left out (held by the worker)"] = result["bytes_left_out"] / 1048576.0
     ssh(HEAD, "rm -f /tmp/bench.tar")
     ssh(WORKER, "rm -f /tmp/bench.tar")
-    return size, figures
+    return size, figures, spreads
 
 
-def report(title, size, figures):
+def report(title, size, figures, spreads):
     print("\n%s (%.0f MiB)" % (title, size / 1048576.0))
     fastest_old = min(figures["seed: save | pigz -1 | nc -> load"], figures["community: save | ssh load"])
     slowest_stage = max(figures["docker save alone"], figures["docker load alone"])
     for name, value in figures.items():
         if name.startswith("ours: MiB"):
             print("  %-42s %8.1f MiB" % (name, value))
-        else:
-            print("  %-42s %8.2f s  %8.1f MiB/s" % (name, value, size / 1048576.0 / max(value, 1e-6)))
+            continue
+        line = "  %-42s %8.2f s  %8.1f MiB/s" % (name, value, size / 1048576.0 / max(value, 1e-6))
+        if name in spreads:
+            line += "  median, %.2f to %.2f" % spreads[name]
+        print(line)
     ours_s = figures["ours: transfer (module)"]
     print("  ours / faster old pipe: %.2f (target <= 0.8)" % (ours_s / fastest_old))
     print("  ours / slowest unavoidable stage: %.2f (target <= 1.1)" % (ours_s / slowest_stage))
@@ -111,16 +122,16 @@ def report(title, size, figures):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--repeat", type=int, default=3, help="copies and stages alone, in turn (medians)")
     args = parser.parse_args()
     os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
     ssh(HEAD, "printf 'FROM lab/busybox\\nRUN dd if=/dev/urandom of=/blob bs=1M count=%d 2>/dev/null\\n' | "
               "docker build -q --network host -t %s - >/dev/null" % (args.size_mib, IMAGE), timeout=3600)
     ssh(HEAD, "printf 'FROM %s\\nRUN dd if=/dev/urandom of=/top bs=1M count=16 2>/dev/null\\n' | "
               "docker build -q --network host -t %s - >/dev/null" % (IMAGE, IMAGE2), timeout=3600)
-    size, figures = measure(IMAGE)
-    report("full copy", size, figures)
-    size, figures = measure(IMAGE2, base_on_worker=IMAGE)
-    report("re-copy, only the top layer changed (the base is on the worker)", size, figures)
+    report("full copy", *measure(IMAGE, args.repeat))
+    report("re-copy, only the top layer changed (the base is on the worker)",
+           *measure(IMAGE2, args.repeat, base_on_worker=IMAGE))
     print(json.dumps({"note": "figures above; nothing is asserted"}))
 
 

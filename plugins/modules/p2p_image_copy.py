@@ -17,8 +17,8 @@ description:
   - Otherwise it opens a TCP listener on the destination's fabric address, then starts the sender on the source over
     SSH (the program and a one-time token travel on SSH's stdin, never in an argv). The sender proves the token and
     streams the image archive in frames straight into C(docker load) on the destination; the last frame carries the
-    SHA-256 and length of the stream, which the destination compares with what it received. The listener exists
-    before the sender starts, so there is no sleep and no race.
+    checksum (O(checksum)) and length of the stream, which the destination compares with what it received. The
+    listener exists before the sender starts, so there is no sleep and no race.
   - The archive is read straight from the source's overlay2 layer store when the sender can read it (as root, see
     O(source_become)). Each layer tar is rebuilt byte for byte from docker's own tar-split record and the layer's
     files, so the first byte leaves at once, where C(docker save) first stages the whole export on disk
@@ -32,8 +32,11 @@ description:
     the file of a layer whose chain it holds, so the sender leaves those files out of the stream. The OCI
     C(docker save) layout (docker 25 and later) names layer files by digest; in the legacy layout the sender knows
     a layer file by its place in the chain, or else hashes it. Should a load without them fail, the copy is redone once with every layer.
-  - The traffic on the fabric is not encrypted; it is authenticated by the token and verified end to end (and
-    docker load checks every layer digest).
+  - The traffic on the fabric is not encrypted; it is authenticated by the token and verified end to end by the
+    image's own digests. C(docker load) checks every layer against the image's diff IDs, and the module compares
+    the loaded image with the source's, inspected over SSH (the image ID, which is the SHA-256 of its config, when
+    both nodes use overlay2). The stream checksum adds a check of the whole stream, so a stream damaged or cut
+    short stops C(docker load) before it tags anything.
 author:
   - DGX Spark cluster maintainers (@dgx-spark-cluster)
 options:
@@ -86,6 +89,14 @@ options:
         C(docker save).
     type: bool
     default: false
+  checksum:
+    description:
+      - The stream's checksum. V(crc32) catches damage and truncation at a third of the CPU of V(sha256), which
+        both ends would otherwise spend on every byte again after docker's own layer digests (measured, 1 GiB on the
+        lab, docs/benchmarks.md). V(sha256) adds a cryptographic digest of the whole stream, manifest included.
+    type: str
+    choices: [crc32, sha256]
+    default: crc32
   skip_present_layers:
     description:
       - Leave out of the stream the layers whose chain the destination already holds (for example the base layers
@@ -158,10 +169,11 @@ throughput_mib_s:
   description: Bytes sent per second, in MiB/s.
   returned: when transferred
   type: float
-sha256:
-  description: SHA-256 of the stream, as verified on both ends.
+checksum:
+  description: The stream's checksum as verified on both ends, prefixed with its algorithm (O(checksum)).
   returned: when transferred
   type: str
+  sample: crc32:9ae0daaf
 transport:
   description: The transport used (C(stream)).
   returned: always
@@ -195,6 +207,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _image_stream, _progress_file, _validate
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._image_stream import chain_ids, hex_of
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._ssh_share import SharedConnection
 
 
 def image_identity(inspect_json):
@@ -247,6 +260,7 @@ class ImageCopy:
         self.module = module
         self.params = module.params
         self.runner = CommandRunner(module)
+        self.source_connection = SharedConnection("p2p-ssh-")  # the module's SSH calls and the sender
 
     def validate(self):
         params = self.params
@@ -265,12 +279,16 @@ class ImageCopy:
         target = self.params["source_host"]
         if self.params["source_user"]:
             target = "%s@%s" % (self.params["source_user"], target)
-        return [self.runner.which("ssh", "install openssh-client")] + _validate.SSH_OPTIONS + [target] + list(remote)
+        return ([self.runner.which("ssh", "install openssh-client")] + _validate.SSH_OPTIONS
+                + self.source_connection.options() + [target] + list(remote))
 
     def local_identity(self):
+        """(image id, comparable key, whether it is in an overlay2 store) of the image here, Nones when absent."""
         docker = self.runner.which(self.params["docker"], "install docker")
         rc, out, _err = self.runner.run([docker, "image", "inspect", "--", self.params["image"]])
-        return image_identity(out) if rc == 0 else (None, None)
+        if rc != 0:
+            return None, None, False
+        return image_identity(out) + (layer_store_root(json.loads(out)[0]) is not None,)
 
     def source_identity(self):
         # the remote command is fixed words plus the validated image reference
@@ -316,6 +334,7 @@ class ImageCopy:
         source = _image_stream.own_source()
         receiver = _image_stream.program(source, "receiver_main", {
             "listen_address": self.listen_address(), "port": params["port"], "timeout": params["timeout"],
+            "checksum": params["checksum"],
             "docker": docker, "source": source,
             "ssh_argv": self.ssh_argv(*(["sudo", "-n"] if params["source_become"] else []) + ["python3", "-"]),
             "progress_file": params["progress_file"], "expected": None if skip else self.source_size,
@@ -364,7 +383,7 @@ class ImageCopy:
     def execute(self):
         self.validate()
         source_id, source_key = self.source_identity()
-        dest_id, dest_key = self.local_identity()
+        dest_id, dest_key, _overlay2 = self.local_identity()
         result = {"changed": False, "transferred": False, "transport": "stream", "source_id": source_id,
                   "dest_id_before": dest_id,
                   "compared_by": "image id" if dest_id == source_id or dest_id is None else "layers and config"}
@@ -379,10 +398,12 @@ class ImageCopy:
             if self.params["progress_file"]:
                 _progress_file.remove(self.params["progress_file"])
         result["transferred"] = True
-        dest_after, key_after = self.local_identity()
-        if key_after != source_key:
-            self.module.fail_json(msg="after the copy the destination's %s does not match the source (%s vs %s)"
-                                      % (self.params["image"], dest_after, source_id), **result)
+        dest_after, key_after, dest_overlay2 = self.local_identity()
+        # both in overlay2 stores, the ID is the SHA-256 of the config: the same image has the same ID
+        if key_after != source_key or (dest_overlay2 and self.source_store and dest_after != source_id):
+            self.module.fail_json(msg="after the copy the destination's %s does not match the source (%s vs %s). %s"
+                                      % (self.params["image"], dest_after, source_id, self.restore(dest_id)),
+                                  **result)
         result["dest_id_after"] = dest_after
         return result
 
@@ -399,13 +420,19 @@ def main():
             docker=dict(type="str", default="docker"),
             skip_present_layers=dict(type="bool", default=True),
             export=dict(type="str", default="auto", choices=["auto", "docker_save"]),
+            checksum=dict(type="str", default="crc32", choices=["crc32", "sha256"]),
             source_become=dict(type="bool", default=False),
             progress_file=dict(type="path"),
             progress_interval=dict(type="float", default=10),
         ),
         supports_check_mode=True,
     )
-    module.exit_json(**ImageCopy(module).execute())
+    image_copy = ImageCopy(module)
+    try:
+        result = image_copy.execute()
+    finally:
+        image_copy.source_connection.close()
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

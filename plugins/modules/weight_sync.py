@@ -130,6 +130,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _progress_file, _rsync_progress, _validate, _weights
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._ssh_share import SharedConnection
 
 # rsync -e takes one string; it holds no input. AES-GCM first: CPUs run it in hardware (x86 AES-NI, Arm's crypto
 # extensions); OpenSSH's default first choice, chacha20-poly1305, took 1.2x to 1.7x as long for 1 GiB in the lab.
@@ -138,6 +139,16 @@ MAX_AUTO_STREAMS = 8
 
 
 def main():
+    shared = SharedConnection("weight-sync-ssh-")
+    try:
+        sync(shared)
+    finally:
+        shared.close()
+
+
+def sync(shared):
+    """shared: one SSH connection for the rsync of the small files, the first large-file stream after it, and the
+    check of the files (the other streams keep their own connections, to run side by side)."""
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", required=True),
@@ -191,7 +202,8 @@ def main():
             listing = os.path.join(lists, "%d.list" % index)
             with open(listing, "w") as handle:
                 handle.write("\n".join(group) + "\n")
-            argvs.append([rsync] + options + ["-a", "--stats", "--mkpath", "--files-from=" + listing, "-e", SSH_COMMAND,
+            ssh_command = " ".join([SSH_COMMAND] + (shared.options() if index < 2 else []))
+            argvs.append([rsync] + options + ["-a", "--stats", "--mkpath", "--files-from=" + listing, "-e", ssh_command,
                                               source_root + "/", "%s:%s/" % (target, dest_root)])
         stages = [argvs[:1]] + ([argvs[1:]] if len(argvs) > 1 else [])
         start = time.monotonic()
@@ -214,7 +226,8 @@ def main():
     if not module.check_mode or not transferred:  # read-only: check mode checks a destination that needs nothing
         checker = "%s\nimport json\nprint(json.dumps(check_files(%r, json.loads(%r))))\n" % (
             _weights_source(), dest_root, json.dumps(files))
-        argv = [runner.which("ssh", "install openssh-client")] + _validate.SSH_OPTIONS + [target, "python3", "-"]
+        argv = ([runner.which("ssh", "install openssh-client")] + _validate.SSH_OPTIONS + shared.options()
+                + [target, "python3", "-"])
         rc, out, err = runner.run(argv, data=checker, binary_data=True, timeout=600)
         if rc != 0:
             runner.fail("checking the weights on %s failed" % target, argv, rc, out, err)

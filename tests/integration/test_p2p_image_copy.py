@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 
 import pytest
 from labkit import async_job_files, lab, module, module_run, playbook, ssh
@@ -40,6 +42,20 @@ fi
 exec docker "$@"
 EOF
 sudo chmod 755 /usr/local/bin/docker-refusing-once"""
+# docker whose load leaves the tag on a different image with the same layers (a config field outside the compared
+# ones changed), as a load of a config damaged in flight would
+CONFIG_CHANGING = """sudo tee /usr/local/bin/docker-config-changing >/dev/null <<'EOF'
+#!/bin/sh
+if [ "$1" = load ]; then
+  out=$(docker load) || exit 1
+  echo "$out"
+  tag=$(echo "$out" | sed -n 's/^Loaded image: //p' | head -n 1)
+  printf 'FROM %s\\nEXPOSE 4321\\n' "$tag" | docker build -q --network host -t "$tag" - >/dev/null
+  exit 0
+fi
+exec docker "$@"
+EOF
+sudo chmod 755 /usr/local/bin/docker-config-changing"""
 TRUNCATING = ("printf '#!/bin/sh\\n[ \"$1\" = save ] && { docker \"$@\" | head -c 20000000; exit 0; }\\n"
               "exec docker \"$@\"\\n' | sudo tee /usr/local/bin/docker-truncating >/dev/null "
               "&& sudo chmod 755 /usr/local/bin/docker-truncating")
@@ -67,10 +83,12 @@ def images():
         ssh(node, TRUNCATING)
         ssh(node, SLOW)
         ssh(node, REFUSING_ONCE)
+        ssh(node, CONFIG_CHANGING)
     yield
     for node in ("spark-2959", "spark-ba63"):
         ssh(node, "docker image rm -f %s %s %s >/dev/null 2>&1; docker image prune -f >/dev/null; "
                   "sudo rm -f /usr/local/bin/docker-truncating /usr/local/bin/docker-slow /usr/local/bin/docker-refusing-once "
+                  "/usr/local/bin/docker-config-changing "
                   "/tmp/docker-refused" % (IMAGE, IMAGE2, IMAGE3), check=False)
 
 
@@ -92,11 +110,16 @@ def test_check_mode_reports_without_copying():
 def test_copy_then_nothing_to_do():
     rc, result = module("spark-ba63", "p2p_image_copy", {"image": IMAGE, "source_host": HEAD_FABRIC})
     assert rc == 0 and result["changed"] is True and result["transferred"] is True, result
-    assert result["bytes"] > 48 << 20 and len(result["sha256"]) == 64 and result["throughput_mib_s"] > 0
+    assert result["bytes"] > 48 << 20 and result["throughput_mib_s"] > 0
+    assert re.match(r"^crc32:[0-9a-f]{8}$", result["checksum"]), result  # the default, verified on both ends
     assert image_id("spark-ba63") == image_id("spark-2959") == result["dest_id_after"]
     rc, again = module("spark-ba63", "p2p_image_copy", {"image": IMAGE, "source_host": HEAD_FABRIC})
     assert rc == 0 and again["changed"] is False and again["transferred"] is False
     assert again["compared_by"] == "image id"
+    # the SSH connection the module's calls shared (its socket directory at once, the master once idle) is gone
+    assert ssh("spark-ba63", "ls -d /tmp/p2p-ssh-* 2>/dev/null | wc -l").stdout.strip() == "0"
+    time.sleep(5 + 2)  # _ssh_share.PERSIST and a margin
+    assert ssh("spark-ba63", "pgrep -af 'ControlPath=/tmp/p2p-ss[h]'", check=False).stdout == ""
 
 
 def test_a_new_version_sends_only_its_new_layer():
@@ -151,12 +174,13 @@ def test_the_sender_reads_the_head_s_layer_store_as_root():
                       "| docker build -q --network host -t %s - >/dev/null" % (IMAGE, IMAGE3))
     listing = "docker run --rm %s sh -c 'ls -R / | grep -c blob; cat /d/hard /d/sub/new; ls /d/sub; readlink /d/sym'"
     expected = ssh("spark-2959", listing % IMAGE3, check=False).stdout
-    for skip_present_layers in (True, False):
+    for skip_present_layers, checksum in ((True, "crc32"), (False, "sha256")):
         ssh("spark-ba63", "docker image rm -f %s >/dev/null 2>&1" % IMAGE3, check=False)
         rc, result = module("spark-ba63", "p2p_image_copy", {"image": IMAGE3, "source_host": HEAD_FABRIC,
-                                                             "source_become": True,
+                                                             "source_become": True, "checksum": checksum,
                                                              "skip_present_layers": skip_present_layers})
         assert rc == 0 and result["export"] == "layer store" and result["layers_hashed"] == 0, result
+        assert re.match(r"^%s:[0-9a-f]{%d}$" % (checksum, 8 if checksum == "crc32" else 64), result["checksum"])
         # docker load checked each rebuilt layer tar against the image's diff IDs: the same image ID
         assert image_id("spark-ba63", IMAGE3) == image_id("spark-2959", IMAGE3) == result["dest_id_after"]
         assert ssh("spark-ba63", listing % IMAGE3, check=False).stdout == expected == "0\na\nn\nnew\n/d/a\n"
@@ -176,6 +200,15 @@ def test_a_layer_store_that_does_not_match_its_image_fails_the_load():
     assert rc != 0 and "docker load failed" in result["msg"] and "Retry the task" in result["msg"], result
     assert image_id("spark-ba63", IMAGE3) is None
     ssh("spark-2959", "docker image rm -f %s >/dev/null" % IMAGE3)
+
+
+def test_a_loaded_image_other_than_the_source_s_is_refused_and_untagged():
+    # both nodes use overlay2: the same image has the same ID (the SHA-256 of its config), whatever else matches
+    ssh("spark-ba63", "docker image rm -f %s >/dev/null 2>&1; docker image prune -f >/dev/null" % IMAGE, check=False)
+    rc, result = module("spark-ba63", "p2p_image_copy", {"image": IMAGE, "source_host": HEAD_FABRIC,
+                                                         "docker": "docker-config-changing"})
+    assert rc != 0 and "does not match the source" in result["msg"], result
+    assert "the destination has no such image" in result["msg"] and image_id("spark-ba63") is None
 
 
 def test_missing_source_image_is_named():

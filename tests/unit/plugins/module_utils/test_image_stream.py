@@ -12,15 +12,17 @@ import socket
 import subprocess
 import sys
 import tarfile
+import tempfile
 import threading
 import time
+import zlib
 
 import pytest
 
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _image_stream as stream
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._image_stream import chain_ids
 from ansible_collections.dgx_spark.cluster.plugins.modules.p2p_image_copy import (
-    image_identity, layer_store_root, layers_to_leave_out, repo_tags)
+    ImageCopy, image_identity, layer_store_root, layers_to_leave_out, repo_tags)
 from ansible_collections.dgx_spark.cluster.tests.unit.recorded import fixture_body
 
 TOKEN = bytes(range(32))
@@ -34,14 +36,14 @@ def pair():
     return left, right
 
 
-def send_in_thread(conn, token, payload, mutate=None):
+def send_in_thread(conn, token, payload, mutate=None, checksum="crc32"):
     def run():
         data = bytearray()
 
         class Capture:
             def sendall(self, chunk):
                 data.extend(chunk)
-        stream.send_stream(Capture(), token, stream.save_archive(io.BytesIO(payload)))
+        stream.send_stream(Capture(), token, stream.save_archive(io.BytesIO(payload)), checksum=checksum)
         try:
             conn.sendall(bytes(mutate(data) if mutate else data))
         except OSError:
@@ -52,37 +54,66 @@ def send_in_thread(conn, token, payload, mutate=None):
     return thread
 
 
-def test_round_trip_verifies_length_and_digest():
+@pytest.mark.parametrize("checksum, expected", [
+    ("crc32", "crc32:%08x" % zlib.crc32(PAYLOAD)),
+    ("sha256", "sha256:" + hashlib.sha256(PAYLOAD).hexdigest()),
+])
+def test_round_trip_verifies_length_and_digest(checksum, expected):
     left, right = pair()
-    thread = send_in_thread(left, TOKEN, PAYLOAD)
+    thread = send_in_thread(left, TOKEN, PAYLOAD, checksum=checksum)
     sink = io.BytesIO()
-    total, digest = stream.receive_stream(right, TOKEN, sink)
+    total, digest = stream.receive_stream(right, TOKEN, sink, checksum=checksum)
     thread.join()
     assert total == len(PAYLOAD) and sink.getvalue() == PAYLOAD
-    import hashlib
-    assert digest == hashlib.sha256(PAYLOAD).hexdigest()
+    assert digest == expected
 
 
-def test_wrong_token_is_refused_before_any_byte_reaches_the_sink():
+def assert_refused_before_the_sink(match, token=TOKEN, mutate=None):
+    """The receiver stops with match before it writes a byte to its sink."""
     left, right = pair()
-    thread = send_in_thread(left, bytes(32), PAYLOAD)
+    thread = send_in_thread(left, token, PAYLOAD, mutate)
     sink = io.BytesIO()
-    with pytest.raises(stream.StreamError, match="without the transfer's token"):
+    with pytest.raises(stream.StreamError, match=match):
         stream.receive_stream(right, TOKEN, sink)
     right.close()
     thread.join()
     assert sink.getvalue() == b""
 
 
-def test_a_flipped_byte_is_a_checksum_mismatch():
+def test_wrong_token_is_refused_before_any_byte_reaches_the_sink():
+    assert_refused_before_the_sink("without the transfer's token", token=bytes(32))
+
+
+@pytest.mark.parametrize("checksum", ["crc32", "sha256"])
+@pytest.mark.parametrize("where", [100, len(PAYLOAD) // 2, len(PAYLOAD) - 1])
+def test_a_flipped_byte_is_a_checksum_mismatch(checksum, where):
     def flip(data):
-        data[len(stream.MAGIC) + 32 + stream.FRAME.size + 100] ^= 0xFF
+        frames_before = where // stream.CHUNK + 1
+        data[len(stream.MAGIC) + 32 + frames_before * stream.FRAME.size + where] ^= 0x01
         return data
     left, right = pair()
-    thread = send_in_thread(left, TOKEN, PAYLOAD, flip)
+    thread = send_in_thread(left, TOKEN, PAYLOAD, flip, checksum)
+    with pytest.raises(stream.StreamError, match="checksum mismatch: sent %d bytes %s:" % (len(PAYLOAD), checksum)):
+        stream.receive_stream(right, TOKEN, io.BytesIO(), checksum=checksum)
+    thread.join()
+
+
+def test_a_damaged_trailer_is_a_checksum_mismatch():
+    def damage_trailer(data):
+        data[len(data) - stream.TOTAL.size - 1] ^= 0x80  # the CRC's last byte
+        return data
+    left, right = pair()
+    thread = send_in_thread(left, TOKEN, PAYLOAD, damage_trailer)
     with pytest.raises(stream.StreamError, match="checksum mismatch"):
         stream.receive_stream(right, TOKEN, io.BytesIO())
     thread.join()
+
+
+def test_an_oversized_frame_is_refused_before_it_is_read():
+    def oversize(data):
+        data[len(stream.MAGIC) + 32:len(stream.MAGIC) + 32 + stream.FRAME.size] = stream.FRAME.pack(1 << 60)
+        return data
+    assert_refused_before_the_sink("a frame of 1152921504606846976 bytes", mutate=oversize)
 
 
 def test_an_interrupted_stream_says_so():
@@ -111,7 +142,7 @@ def stand_ins(tmp_path, payload, load_rc=0):
 
 
 def receiver_params(docker, ssh):
-    return {"listen_address": "127.0.0.1", "port": 0, "timeout": 60, "docker": str(docker),
+    return {"listen_address": "127.0.0.1", "port": 0, "timeout": 60, "docker": str(docker), "checksum": "crc32",
             "ssh_argv": [str(ssh), "-o", "BatchMode=yes", "source-node", sys.executable, "-"],
             "source": stream.own_source(),
             "sender": {"docker": str(docker), "image": "lab/img:1", "connect_timeout": 10, "io_timeout": 30}}
@@ -128,7 +159,8 @@ def test_receiver_and_sender_programs_move_the_image_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["bytes"] == len(PAYLOAD) and (tmp_path / "loaded.tar").read_bytes() == PAYLOAD
-    assert report["sender"]["sha256"] == report["sha256"] and report["sender"]["left_out"] == {}
+    assert report["checksum"] == "crc32:%08x" % zlib.crc32(PAYLOAD)
+    assert report["sender"]["checksum"] == report["checksum"] and report["sender"]["left_out"] == {}
     assert report["docker_load"] == "Loaded image: lab/img:1"
 
 
@@ -458,3 +490,34 @@ def test_a_sender_that_cannot_start_fails_the_copy_at_once(tmp_path):
     assert "the sender exited (rc=1) before it connected" in result.stderr
     assert "sudo: a password is required" in result.stderr
     assert not (tmp_path / "loaded.tar").exists() or (tmp_path / "loaded.tar").read_bytes() == b""
+
+
+class SshOnly:
+    params = {"source_host": "10.10.10.1", "source_user": None}
+
+    @staticmethod
+    def get_bin_path(name):
+        return "/usr/bin/" + name
+
+
+def test_the_module_s_ssh_calls_share_one_connection_from_a_private_directory(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    image_copy = ImageCopy(SshOnly())
+    first, second = image_copy.ssh_argv("docker", "image", "inspect"), image_copy.ssh_argv("python3", "-")
+    control = [arg for arg in first if arg.startswith("ControlPath=")]
+    assert control and control == [arg for arg in second if arg.startswith("ControlPath=")]
+    directory = os.path.dirname(control[0].split("=", 1)[1])
+    assert os.path.dirname(directory) == str(tmp_path) and os.stat(directory).st_mode & 0o777 == 0o700
+    assert "ControlMaster=auto" in first and first[-4:] == ["10.10.10.1", "docker", "image", "inspect"]
+    image_copy.source_connection.close()
+    assert not os.path.exists(directory)
+
+
+def test_a_socket_path_too_long_for_unix_leaves_ssh_unshared(tmp_path, monkeypatch):
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    image_copy = ImageCopy(SshOnly())
+    argv = image_copy.ssh_argv("true")
+    assert not [arg for arg in argv if arg.startswith("Control")] and argv[-2:] == ["10.10.10.1", "true"]
+    image_copy.source_connection.close()

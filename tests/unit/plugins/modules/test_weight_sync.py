@@ -201,3 +201,22 @@ def test_parallel_streams_deliver_a_complete_cache_entry(module_runner, local_ss
     assert not (tmp_path / "progress.json").exists() and not (tmp_path / "progress.json.tmp").exists()
     again = sync(module_runner, tmp_path / "src", tmp_path / "dst", streams=2)[0]
     assert again["changed"] is False and again["files_transferred"] == 0
+
+
+def test_the_small_files_first_stream_and_check_share_one_ssh_connection(module_runner, tmp_path, monkeypatch):
+    monkeypatch.setattr(_weights, "BULK_BYTES", 1000)  # two large files: two streams after the small files
+    bindir, calls = tmp_path / "bin", tmp_path / "ssh-calls"
+    bindir.mkdir()
+    (bindir / "ssh").write_text("#!/bin/sh\necho \"$*\" >> %s\nwhile [ \"$1\" = -o ]; do shift 2; done\nshift\n"
+                                "exec \"$@\"\n" % calls)
+    (bindir / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (bindir, os.environ["PATH"]))
+    hf_cache(tmp_path / "src")
+    result, failed = sync(module_runner, tmp_path / "src", tmp_path / "dst", streams=2)
+    assert not failed and result["streams"] == 2, result
+    lines = calls.read_text().splitlines()
+    shared = [line for line in lines if "ControlMaster=auto" in line]
+    # the small files, the first of the two streams and the check share; the second stream has its own connection
+    assert len(lines) == 4 and len(shared) == 3 and shared[-1].endswith("python3 -"), lines
+    paths = set(word for line in shared for word in line.split() if word.startswith("ControlPath="))
+    assert len(paths) == 1 and not os.path.exists(os.path.dirname(paths.pop().split("=", 1)[1]))
