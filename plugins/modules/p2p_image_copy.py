@@ -12,8 +12,9 @@ short_description: Make a container image on one Spark present on the other, ove
 version_added: 0.1.0
 description:
   - Runs on the destination node. Compares the image on both nodes first; the same image means no transfer and
-    C(changed=false). Docker's containerd image store and overlay2 give the same image different IDs, so when the
-    IDs differ the module compares the layer diff IDs and the image config instead, and says which it used.
+    C(changed=false). With both nodes' docker on overlay2 the image ID is the SHA-256 of the image's config and
+    decides. Docker's containerd image store names the same image by its manifest instead, so across image stores
+    the module compares the layer diff IDs and the image config, and says which it used.
   - Otherwise it opens a TCP listener on the destination's fabric address, then starts the sender on the source over
     SSH (the program and a one-time token travel on SSH's stdin, never in an argv). The sender proves the token and
     streams the image archive in frames straight into C(docker load) on the destination; the last frame carries the
@@ -146,7 +147,9 @@ transferred:
   returned: always
   type: bool
 compared_by:
-  description: How the images were compared (C(image id), or C(layers and config) when the IDs differ).
+  description:
+    - How the images were compared. C(image id) when the IDs are equal or both nodes use overlay2 (the ID is the
+      config's digest); C(layers and config) when the IDs come from different image stores.
   returned: always
   type: str
 source_id:
@@ -220,6 +223,15 @@ def image_identity(inspect_json):
         "platform": [data.get("Os"), data.get("Architecture"), data.get("Variant")],
     }
     return data.get("Id"), json.dumps(comparable, sort_keys=True)
+
+
+def comparison(source, dest):
+    """(the same image?, how that was decided) from (image id, comparable key, in an overlay2 store) of the source's
+    image and of the destination's (id None when it has none)."""
+    (source_id, source_key, source_overlay2), (dest_id, dest_key, dest_overlay2) = source, dest
+    if dest_id is None or dest_id == source_id or (source_overlay2 and dest_overlay2):
+        return dest_id is not None and dest_id == source_id, "image id"
+    return dest_key == source_key, "layers and config"
 
 
 def layer_store_root(inspected):
@@ -302,7 +314,7 @@ class ImageCopy:
         self.source_size = inspected.get("Size")
         self.source_id = inspected.get("Id")
         self.source_store = layer_store_root(inspected)
-        return image_identity(out)
+        return image_identity(out) + (self.source_store is not None,)
 
     def held_layers(self):
         """The source image's layers whose chain the destination's docker holds (none with the containerd store)."""
@@ -382,12 +394,13 @@ class ImageCopy:
 
     def execute(self):
         self.validate()
-        source_id, source_key = self.source_identity()
-        dest_id, dest_key, _overlay2 = self.local_identity()
-        result = {"changed": False, "transferred": False, "transport": "stream", "source_id": source_id,
-                  "dest_id_before": dest_id,
-                  "compared_by": "image id" if dest_id == source_id or dest_id is None else "layers and config"}
-        if dest_id is not None and (dest_id == source_id or dest_key == source_key):
+        source = self.source_identity()
+        dest = self.local_identity()
+        same, compared_by = comparison(source, dest)
+        dest_id = dest[0]
+        result = {"changed": False, "transferred": False, "transport": "stream", "source_id": source[0],
+                  "dest_id_before": dest_id, "compared_by": compared_by}
+        if same:
             return result
         result["changed"] = True
         if self.module.check_mode:
@@ -398,13 +411,12 @@ class ImageCopy:
             if self.params["progress_file"]:
                 _progress_file.remove(self.params["progress_file"])
         result["transferred"] = True
-        dest_after, key_after, dest_overlay2 = self.local_identity()
-        # both in overlay2 stores, the ID is the SHA-256 of the config: the same image has the same ID
-        if key_after != source_key or (dest_overlay2 and self.source_store and dest_after != source_id):
+        after = self.local_identity()
+        if not comparison(source, after)[0]:
             self.module.fail_json(msg="after the copy the destination's %s does not match the source (%s vs %s). %s"
-                                      % (self.params["image"], dest_after, source_id, self.restore(dest_id)),
+                                      % (self.params["image"], after[0], source[0], self.restore(dest_id)),
                                   **result)
-        result["dest_id_after"] = dest_after
+        result["dest_id_after"] = after[0]
         return result
 
 

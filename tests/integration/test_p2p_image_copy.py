@@ -122,6 +122,17 @@ def test_copy_then_nothing_to_do():
     assert ssh("spark-ba63", "pgrep -af 'ControlPath=/tmp/p2p-ss[h]'", check=False).stdout == ""
 
 
+def test_the_same_layers_under_another_config_are_copied_over():
+    # the worker's tag moved to the image plus EXPOSE: the same layers and compared config fields, another image ID
+    ssh("spark-ba63", "printf 'FROM %s\\nEXPOSE 4321\\n' | docker build -q --network host -t %s - >/dev/null"
+        % (IMAGE, IMAGE))
+    assert image_id("spark-ba63") != image_id("spark-2959")
+    rc, result = module("spark-ba63", "p2p_image_copy", {"image": IMAGE, "source_host": HEAD_FABRIC})
+    assert rc == 0 and result["transferred"] is True and result["compared_by"] == "image id", result
+    assert image_id("spark-ba63") == image_id("spark-2959")
+    assert result["bytes"] < 1 << 20  # every layer was held: the config and the manifest crossed
+
+
 def test_a_new_version_sends_only_its_new_layer():
     # runs after the copy above: the worker holds IMAGE, whose layers are IMAGE2's base
     ssh("spark-2959", "printf 'FROM %s\\nRUN dd if=/dev/urandom of=/top bs=1M count=2 2>/dev/null\\n' "

@@ -22,7 +22,7 @@ import pytest
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _image_stream as stream
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._image_stream import chain_ids
 from ansible_collections.dgx_spark.cluster.plugins.modules.p2p_image_copy import (
-    ImageCopy, image_identity, layer_store_root, layers_to_leave_out, repo_tags)
+    ImageCopy, comparison, image_identity, layer_store_root, layers_to_leave_out, repo_tags)
 from ansible_collections.dgx_spark.cluster.tests.unit.recorded import fixture_body
 
 TOKEN = bytes(range(32))
@@ -54,11 +54,10 @@ def send_in_thread(conn, token, payload, mutate=None, checksum="crc32"):
     return thread
 
 
-@pytest.mark.parametrize("checksum, expected", [
-    ("crc32", "crc32:%08x" % zlib.crc32(PAYLOAD)),
-    ("sha256", "sha256:" + hashlib.sha256(PAYLOAD).hexdigest()),
-])
-def test_round_trip_verifies_length_and_digest(checksum, expected):
+@pytest.mark.parametrize("checksum", ["crc32", "sha256"])  # ids without PAYLOAD's random bytes (xdist workers)
+def test_round_trip_verifies_length_and_digest(checksum):
+    expected = {"crc32": "crc32:%08x" % zlib.crc32(PAYLOAD),
+                "sha256": "sha256:" + hashlib.sha256(PAYLOAD).hexdigest()}[checksum]
     left, right = pair()
     thread = send_in_thread(left, TOKEN, PAYLOAD, checksum=checksum)
     sink = io.BytesIO()
@@ -191,6 +190,23 @@ def test_image_identity_across_stores():
     assert id_a != id_b and key_a == key_b
     changed = json.dumps([dict(base, Id="sha256:" + "c" * 64, RootFS={"Layers": ["sha256:" + "d" * 64]})])
     assert image_identity(changed)[1] != key_a
+
+
+ONE, OTHER = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+
+
+@pytest.mark.parametrize("source, dest, expected", [
+    ((ONE, "k", True), (ONE, "k", True), (True, "image id")),
+    ((ONE, "k", True), (None, None, False), (False, "image id")),
+    # both overlay2: another ID is another image, whatever the compared config fields say (EXPOSE differs, say)
+    ((ONE, "k", True), (OTHER, "k", True), (False, "image id")),
+    # the containerd store names the same image by its manifest: the layers and config decide
+    ((ONE, "k", True), (OTHER, "k", False), (True, "layers and config")),
+    ((ONE, "k", False), (OTHER, "k", True), (True, "layers and config")),
+    ((ONE, "k", True), (OTHER, "j", False), (False, "layers and config")),
+])
+def test_images_are_compared_by_id_within_overlay2_and_by_content_across_stores(source, dest, expected):
+    assert comparison(source, dest) == expected
 
 
 def saved_image(layers, layout="legacy", parents_first=False):
