@@ -109,6 +109,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - dgx_spark.cluster.progress
+  - dgx_spark.cluster.shared_ssh
 attributes:
   check_mode:
     support: full
@@ -210,7 +211,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _image_stream, _progress_file, _validate
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._image_stream import chain_ids, hex_of
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
-from ansible_collections.dgx_spark.cluster.plugins.module_utils._ssh_share import SharedConnection
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._ssh_share import shared_connection
 
 
 def image_identity(inspect_json):
@@ -272,7 +273,6 @@ class ImageCopy:
         self.module = module
         self.params = module.params
         self.runner = CommandRunner(module)
-        self.source_connection = SharedConnection("p2p-ssh-")  # the module's SSH calls and the sender
 
     def validate(self):
         params = self.params
@@ -292,7 +292,7 @@ class ImageCopy:
         if self.params["source_user"]:
             target = "%s@%s" % (self.params["source_user"], target)
         return ([self.runner.which("ssh", "install openssh-client")] + _validate.SSH_OPTIONS
-                + self.source_connection.options() + [target] + list(remote))
+                + shared_connection() + [target] + list(remote))
 
     def local_identity(self):
         """(image id, comparable key, whether it is in an overlay2 store) of the image here, Nones when absent."""
@@ -439,12 +439,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    image_copy = ImageCopy(module)
-    try:
-        result = image_copy.execute()
-    finally:
-        image_copy.source_connection.close()
-    module.exit_json(**result)
+    module.exit_json(**ImageCopy(module).execute())
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - dgx_spark.cluster.progress
+  - dgx_spark.cluster.shared_ssh
 attributes:
   check_mode:
     support: full
@@ -130,7 +131,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _progress_file, _rsync_progress, _validate, _weights
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
-from ansible_collections.dgx_spark.cluster.plugins.module_utils._ssh_share import SharedConnection
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._ssh_share import shared_connection
 
 # rsync -e takes one string; it holds no input. AES-GCM first: CPUs run it in hardware (x86 AES-NI, Arm's crypto
 # extensions); OpenSSH's default first choice, chacha20-poly1305, took 1.2x to 1.7x as long for 1 GiB in the lab.
@@ -139,16 +140,6 @@ MAX_AUTO_STREAMS = 8
 
 
 def main():
-    shared = SharedConnection("weight-sync-ssh-")
-    try:
-        sync(shared)
-    finally:
-        shared.close()
-
-
-def sync(shared):
-    """shared: one SSH connection for the rsync of the small files, the first large-file stream after it, and the
-    check of the files (the other streams keep their own connections, to run side by side)."""
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", required=True),
@@ -202,7 +193,9 @@ def sync(shared):
             listing = os.path.join(lists, "%d.list" % index)
             with open(listing, "w") as handle:
                 handle.write("\n".join(group) + "\n")
-            ssh_command = " ".join([SSH_COMMAND] + (shared.options() if index < 2 else []))
+            # the small files, then the first stream, ride on the shared connection; the other streams run beside
+            # it on their own
+            ssh_command = " ".join([SSH_COMMAND] + (shared_connection() if index < 2 else []))
             argvs.append([rsync] + options + ["-a", "--stats", "--mkpath", "--files-from=" + listing, "-e", ssh_command,
                                               source_root + "/", "%s:%s/" % (target, dest_root)])
         stages = [argvs[:1]] + ([argvs[1:]] if len(argvs) > 1 else [])
@@ -226,7 +219,7 @@ def sync(shared):
     if not module.check_mode or not transferred:  # read-only: check mode checks a destination that needs nothing
         checker = "%s\nimport json\nprint(json.dumps(check_files(%r, json.loads(%r))))\n" % (
             _weights_source(), dest_root, json.dumps(files))
-        argv = ([runner.which("ssh", "install openssh-client")] + _validate.SSH_OPTIONS + shared.options()
+        argv = ([runner.which("ssh", "install openssh-client")] + _validate.SSH_OPTIONS + shared_connection()
                 + [target, "python3", "-"])
         rc, out, err = runner.run(argv, data=checker, binary_data=True, timeout=600)
         if rc != 0:

@@ -4,8 +4,9 @@
 """Action plugins for modules that may run long: the module runs as an async job, its progress is shown.
 
 The module writes its progress (JSON: bytes, seconds, expected) to the file named by its `progress_file` option;
-the action reads it, with the job's own status file, in one shell command every POLL seconds, and prints a line
-on the controller's stderr every `progress_interval` seconds (stdout stays the callback's, JSON included).
+the action reads it, with the job's own status file, in one shell command that first waits on the node while the
+job runs (up to WAIT seconds), and prints a line on the controller's stderr every `progress_interval` seconds
+(stdout stays the callback's, JSON included).
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from ansible.utils.display import Display
 display = Display()
 
 DEFAULT_INTERVAL = 10
-POLL = 0.5  # seconds between two looks at the job: one shell command, no module
+POLL = 0.5  # the least time between two looks at the job (one shell command, no module)
+WAIT = 1.0  # the longest one look waits on the node for the job to end, checking every STEP seconds
+STEP = 0.05
+RUNNING = '"finished": false'  # async_wrapper's record of a running job (json.dumps of its dict)
 SEPARATOR = "--dgx-spark-progress--"
 
 
@@ -35,6 +39,16 @@ def amount_line(report):
     if seconds:
         line += ", %.0f MiB/s" % (done / 1048576.0 / seconds)
     return line
+
+
+def look_command(job_file, progress_file, wait):
+    """One shell command: wait (up to wait seconds) while the job's record says it runs, then print the record and
+    the progress file. The job's end is seen within STEP seconds, not a poll later; where the record reads
+    otherwise or sleep takes no fraction, it does not wait and the caller's POLL paces the looks."""
+    job_file, progress_file = shlex.quote(job_file), shlex.quote(progress_file)
+    return ("i=0; while [ $i -lt %d ] && grep -qsF %s %s; do sleep %s || break; i=$((i + 1)); done; "
+            "cat %s 2>/dev/null; echo; echo %s; cat %s 2>/dev/null || true"
+            % (max(1, int(wait / STEP)), shlex.quote(RUNNING), job_file, STEP, job_file, SEPARATOR, progress_file))
 
 
 def _json_or_none(text, separator):
@@ -101,26 +115,26 @@ class ProgressAction(ActionBase):
             self._task.check_mode, self._task.async_val = saved
 
     def _wait(self, jid, async_dir, args, interval, task_vars):
-        """Until the job has finished: one cheap command every POLL seconds reads its status file and the
-        progress file; a progress line every interval seconds. Then async_status returns the result, and one shell
-        command removes the job's file (async_status's own clean-up would be another module run)."""
+        """Until the job has finished: one cheap command (look_command) reads its status file and the progress
+        file; a progress line every interval seconds. Then async_status returns the result, and one shell command
+        removes the job's file (async_status's own clean-up would be another module run)."""
         host = (task_vars or {}).get("inventory_hostname", "")
-        job_file = shlex.quote(self._connection._shell.join_path(async_dir, jid))
-        progress_file = shlex.quote(args["progress_file"])
-        look = "cat %s 2>/dev/null; echo; echo %s; cat %s 2>/dev/null" % (job_file, SEPARATOR, progress_file)
+        job_file = self._connection._shell.join_path(async_dir, jid)
+        look = look_command(job_file, args["progress_file"], min(WAIT, interval))
         shown = time.monotonic()
         while True:
-            time.sleep(POLL)
+            looked = time.monotonic()
             job, progress = _json_or_none(self._low_level_execute_command(look).get("stdout") or "", SEPARATOR)
-            if job is None or job.get("finished", True):  # the wrapper's own record says finished: 0
+            if job is None or job.get("finished", True):  # the wrapper's own record says finished: false
                 break
             if progress and time.monotonic() - shown >= interval:
                 display.display(self.progress_line(host, args, progress), stderr=True)
                 shown = time.monotonic()
+            time.sleep(max(0.0, POLL - (time.monotonic() - looked)))
         status_args = {"jid": jid, "_async_dir": async_dir}
         status = self._execute_module(module_name="ansible.legacy.async_status", module_args=status_args,
                                       task_vars=task_vars)
-        self._low_level_execute_command("rm -f %s" % job_file)
+        self._low_level_execute_command("rm -f %s" % shlex.quote(job_file))
         for key in ("ansible_job_id", "started", "finished", "results_file"):
             status.pop(key, None)
         return status

@@ -66,6 +66,12 @@ def image_id(node, image=IMAGE):
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def fabric_ssh_connections():
+    """The worker's SSH connections to the head over the fabric, by local address and port."""
+    out = ssh("spark-ba63", "ss -Htn state established '( dport = :22 )' dst %s" % HEAD_FABRIC).stdout
+    return [line.split()[2] for line in out.splitlines()]
+
+
 def layers(node, image):
     return json.loads(ssh(node, "docker image inspect --format '{{json .RootFS.Layers}}' %s" % image).stdout)
 
@@ -113,13 +119,14 @@ def test_copy_then_nothing_to_do():
     assert result["bytes"] > 48 << 20 and result["throughput_mib_s"] > 0
     assert re.match(r"^crc32:[0-9a-f]{8}$", result["checksum"]), result  # the default, verified on both ends
     assert image_id("spark-ba63") == image_id("spark-2959") == result["dest_id_after"]
+    after_copy = fabric_ssh_connections()
     rc, again = module("spark-ba63", "p2p_image_copy", {"image": IMAGE, "source_host": HEAD_FABRIC})
     assert rc == 0 and again["changed"] is False and again["transferred"] is False
     assert again["compared_by"] == "image id"
-    # the SSH connection the module's calls shared (its socket directory at once, the master once idle) is gone
-    assert ssh("spark-ba63", "ls -d /tmp/p2p-ssh-* 2>/dev/null | wc -l").stdout.strip() == "0"
-    time.sleep(5 + 2)  # _ssh_share.PERSIST and a margin
-    assert ssh("spark-ba63", "pgrep -af 'ControlPath=/tmp/p2p-ss[h]'", check=False).stdout == ""
+    # one SSH connection to the head carried the comparison, the job and the sender, then the next task's calls
+    assert len(after_copy) == 1 and fabric_ssh_connections() == after_copy
+    time.sleep(10 + 3)  # _ssh_share.PERSIST idle, and a margin
+    assert fabric_ssh_connections() == []
 
 
 def test_the_same_layers_under_another_config_are_copied_over():

@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import tarfile
-import tempfile
 import threading
 import time
 import zlib
@@ -22,7 +21,7 @@ import pytest
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _image_stream as stream
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._image_stream import chain_ids
 from ansible_collections.dgx_spark.cluster.plugins.modules.p2p_image_copy import (
-    ImageCopy, comparison, image_identity, layer_store_root, layers_to_leave_out, repo_tags)
+    comparison, image_identity, layer_store_root, layers_to_leave_out, repo_tags)
 from ansible_collections.dgx_spark.cluster.tests.unit.recorded import fixture_body
 
 TOKEN = bytes(range(32))
@@ -506,34 +505,3 @@ def test_a_sender_that_cannot_start_fails_the_copy_at_once(tmp_path):
     assert "the sender exited (rc=1) before it connected" in result.stderr
     assert "sudo: a password is required" in result.stderr
     assert not (tmp_path / "loaded.tar").exists() or (tmp_path / "loaded.tar").read_bytes() == b""
-
-
-class SshOnly:
-    params = {"source_host": "10.10.10.1", "source_user": None}
-
-    @staticmethod
-    def get_bin_path(name):
-        return "/usr/bin/" + name
-
-
-def test_the_module_s_ssh_calls_share_one_connection_from_a_private_directory(tmp_path, monkeypatch):
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    image_copy = ImageCopy(SshOnly())
-    first, second = image_copy.ssh_argv("docker", "image", "inspect"), image_copy.ssh_argv("python3", "-")
-    control = [arg for arg in first if arg.startswith("ControlPath=")]
-    assert control and control == [arg for arg in second if arg.startswith("ControlPath=")]
-    directory = os.path.dirname(control[0].split("=", 1)[1])
-    assert os.path.dirname(directory) == str(tmp_path) and os.stat(directory).st_mode & 0o777 == 0o700
-    assert "ControlMaster=auto" in first and first[-4:] == ["10.10.10.1", "docker", "image", "inspect"]
-    image_copy.source_connection.close()
-    assert not os.path.exists(directory)
-
-
-def test_a_socket_path_too_long_for_unix_leaves_ssh_unshared(tmp_path, monkeypatch):
-    deep = tmp_path / ("d" * 100)
-    deep.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(deep))
-    image_copy = ImageCopy(SshOnly())
-    argv = image_copy.ssh_argv("true")
-    assert not [arg for arg in argv if arg.startswith("Control")] and argv[-2:] == ["10.10.10.1", "true"]
-    image_copy.source_connection.close()

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -205,6 +206,8 @@ def test_parallel_streams_deliver_a_complete_cache_entry(module_runner, local_ss
 
 def test_the_small_files_first_stream_and_check_share_one_ssh_connection(module_runner, tmp_path, monkeypatch):
     monkeypatch.setattr(_weights, "BULK_BYTES", 1000)  # two large files: two streams after the small files
+    short = tempfile.mkdtemp(prefix="ssh-", dir="/tmp")  # room for a unix socket's name, unlike tmp_path
+    monkeypatch.setattr(tempfile, "tempdir", short)  # where the shared connection's socket goes
     bindir, calls = tmp_path / "bin", tmp_path / "ssh-calls"
     bindir.mkdir()
     (bindir / "ssh").write_text("#!/bin/sh\necho \"$*\" >> %s\nwhile [ \"$1\" = -o ]; do shift 2; done\nshift\n"
@@ -219,4 +222,5 @@ def test_the_small_files_first_stream_and_check_share_one_ssh_connection(module_
     # the small files, the first of the two streams and the check share; the second stream has its own connection
     assert len(lines) == 4 and len(shared) == 3 and shared[-1].endswith("python3 -"), lines
     paths = set(word for line in shared for word in line.split() if word.startswith("ControlPath="))
-    assert len(paths) == 1 and not os.path.exists(os.path.dirname(paths.pop().split("=", 1)[1]))
+    shutil.rmtree(short)
+    assert paths == {"ControlPath=%s/dgx-spark-ssh-%d/%%C" % (short, os.geteuid())}
