@@ -1,5 +1,6 @@
 """Timing helpers shared by the lab benchmarks (they print figures; nothing here asserts)."""
 
+import statistics
 import subprocess
 import time
 
@@ -20,6 +21,17 @@ def clock(output, mark):
 def timed(node, command):
     out = ssh(node, STARTED + ENDED % command, timeout=3600).stdout
     return clock(out, "ended_ns") - clock(out, "started_ns")
+
+
+def in_turn(repeat, measures):
+    """Each of measures (name: a call returning seconds) repeat times, all of them in each round, so the machine's
+    drift falls on all alike: (medians, (least, most) by name)."""
+    samples = {name: [] for name in measures}
+    for _round in range(repeat):
+        for name, measure in measures.items():
+            samples[name].append(measure())
+    return ({name: statistics.median(values) for name, values in samples.items()},
+            {name: (min(values), max(values)) for name, values in samples.items()})
 
 
 def wait_listening(node, port):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
-from labbench import WORKER_FABRIC, piped, timed  # noqa: E402
+from labbench import WORKER_FABRIC, in_turn, piped, timed  # noqa: E402
 from labkit import module, ssh  # noqa: E402  (the lab helpers the end-to-end tests use)
 
 HEAD, WORKER, HEAD_FABRIC = "spark-2959", "spark-ba63", "10.10.10.1"
@@ -66,20 +66,24 @@ def measure(image, repeat, base_on_worker=None):
     ssh(HEAD, "docker save %s > /tmp/bench.tar" % image)
     size = int(ssh(HEAD, "stat -c %s /tmp/bench.tar").stdout)
     ssh(HEAD, "scp -q /tmp/bench.tar %s:/tmp/bench.tar" % WORKER_FABRIC)
-    samples = {name: [] for name in ("docker save alone", "docker load alone", "ours: transfer (module)",
-                                     "ours: whole ansible task")}
-    for _round in range(repeat):  # in turn, so the VM's drift falls on ours and the stages alike
-        samples["docker save alone"].append(timed(HEAD, "docker save %s > /dev/null" % image))
-        fresh_worker(image, base_on_worker)
-        samples["docker load alone"].append(timed(WORKER, "docker load -i /tmp/bench.tar >/dev/null"))
+    tasks = []
+
+    def copy():
         fresh_worker(image, base_on_worker)
         task, result = ours(image)
-        samples["ours: transfer (module)"].append(result["seconds"])
-        samples["ours: whole ansible task"].append(task)
+        tasks.append(task)
+        return result["seconds"]
+
+    def load():
+        fresh_worker(image, base_on_worker)
+        return timed(WORKER, "docker load -i /tmp/bench.tar >/dev/null")
+    stages, spreads = in_turn(repeat, {"docker save alone": lambda: timed(HEAD, "docker save %s > /dev/null" % image),
+                                       "docker load alone": load, "ours: transfer (module)": copy})
     figures = {"raw TCP (nc) of the same bytes": piped(
         "nc -l -p %d > /dev/null" % PORT, "nc -q 0 %s %d < /tmp/bench.tar" % (WORKER_FABRIC, PORT), PORT)}
-    figures.update((name, statistics.median(values)) for name, values in samples.items())
-    spreads = dict((name, (min(values), max(values))) for name, values in samples.items())
+    figures.update(stages)
+    figures["ours: whole ansible task"] = statistics.median(tasks)
+    spreads["ours: whole ansible task"] = (min(tasks), max(tasks))
     fresh_worker(image, base_on_worker)
     figures["seed: save | pigz -1 | nc -> load"] = piped(
         "nc -l -p %d | pigz -d | docker load >/dev/null" % (PORT + 1),
