@@ -23,10 +23,10 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(ROOT / "lab"))
 sys.path.insert(0, str(ROOT / ".collections"))
 from labkit import playbook, ssh  # noqa: E402
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _serving_plan  # noqa: E402
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _catalog, _engine_argv  # noqa: E402
 
 HOSTS = ["spark-2959", "spark-ba63"]
 ADDRESSES = ["10.10.10.1", "10.10.10.2"]
@@ -68,12 +68,12 @@ def lab_settings():
 def engine_start(key):
     """Seconds from `docker run` of every rank (workers first, as the role does) to /v1/models answering."""
     sparks, settings = lab_settings()
-    entry = _serving_plan.validate_entry(key, sparks["model_serving_catalog"][key])
+    entry = _catalog.validate_entry(key, sparks["model_serving_catalog"][key])
     tp = entry["tp"] if entry["tp"] != "auto" else 1
     settings["tp"] = tp
     start = time.monotonic()
     for rank in reversed(range(tp)):
-        ssh(HOSTS[rank], shlex.join(_serving_plan.vllm_rank_argv(entry, key, rank, settings)) + " >/dev/null")
+        ssh(HOSTS[rank], shlex.join(_engine_argv.vllm_rank_argv(entry, key, rank, settings)) + " >/dev/null")
     probe = "curl -sf -o /dev/null http://127.0.0.1:%d/v1/models" % entry["port"]
     while ssh(HOSTS[0], probe, check=False).returncode != 0:
         if time.monotonic() - start > 600:

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(ROOT / "lab"))
 from labbench import WORKER_FABRIC, in_turn, piped, timed  # noqa: E402
-from labkit import module, ssh  # noqa: E402  (the lab helpers the end-to-end tests use)
+from labkit import module, ssh  # noqa: E402  (the lab helpers tests/e2e uses)
 
 HEAD, WORKER, HEAD_FABRIC = "spark-2959", "spark-ba63", "10.10.10.1"
 IMAGE, IMAGE2 = "lab/bench:1", "lab/bench:2"

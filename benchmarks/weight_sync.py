@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(ROOT / "lab"))
 from labbench import HEAD, WORKER, WORKER_FABRIC, in_turn, piped, timed  # noqa: E402
 from labkit import module, ssh  # noqa: E402
 

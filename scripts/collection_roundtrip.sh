@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The collection builds into a tarball that ansible-galaxy installs, and ansible-doc lists its modules from there.
+# The collection builds into a tarball that ansible-galaxy installs; from there ansible-doc lists its modules and
+# every playbook passes a syntax check under its collection name (ansible-playbook dgx_spark.cluster.<name>).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=$PWD/.venv/bin
@@ -16,5 +17,10 @@ missing=0
 for module in plugins/modules/*.py; do
   name=dgx_spark.cluster.$(basename "$module" .py)
   grep -q "^$name " <<<"$listed" || { echo "not listed by ansible-doc: $name" >&2; missing=1; }
+done
+for playbook in playbooks/*.yml; do
+  name=dgx_spark.cluster.$(basename "$playbook" .yml)
+  (cd "$work" && "$venv/ansible-playbook" -i "$OLDPWD/inventory/lab.yml" --syntax-check "$name" >/dev/null) \
+    || { echo "does not run from the installed collection: $name" >&2; missing=1; }
 done
 exit $missing

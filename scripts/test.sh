@@ -48,7 +48,7 @@ stage "ansible-lint (production profile)" "" "$venv/ansible-lint" --profile prod
 stage "collection build and install" "" scripts/collection_roundtrip.sh
 stage "molecule scenarios (on the lab)" "$out/molecule/molecule.xml" scripts/molecule_all.sh "$out/molecule"
 stage "lab end-to-end (two simulated Sparks)" "$out/pytest-lab.xml" \
-  "$venv/pytest" -q tests/integration --junitxml="$out/pytest-lab.xml" -p no:cacheprovider
+  "$venv/pytest" -q tests/e2e --junitxml="$out/pytest-lab.xml" -p no:cacheprovider
 
 summary
 [[ $failed -eq 0 ]]

@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-# Copyright: dgx_spark.cluster contributors
+# Copyright: (c) 2026, dgx_spark.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """weight_sync with progress: a sync with files to send runs as an async job and its progress is shown."""
 

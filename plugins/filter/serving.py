@@ -1,24 +1,23 @@
 # -*- coding: utf-8 -*-
-# Copyright: (c) 2026, DGX Spark cluster maintainers
+# Copyright: (c) 2026, dgx_spark.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters for model serving: a validated catalog entry and its fit plan over the Sparks."""
+"""Filters for model serving: the catalog entry, its fit plan, each rank's container and argv, what serves."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import hashlib
 import hmac
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_bytes
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _serving_plan, _serving_state
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import (
+    _catalog, _engine_argv, _fit_plan, _hf_download, _serving_state)
 
 
-def serving_entry(catalog, key, overrides=None, engine_root=_serving_plan.TRT_ENGINE_ROOT):
+def serving_entry(catalog, key, overrides=None, engine_root=_catalog.TRT_ENGINE_ROOT):
     try:
-        return _serving_plan.catalog_entry(catalog, key, overrides, engine_root)
-    except _serving_plan.CatalogError as exc:
+        return _catalog.catalog_entry(catalog, key, overrides, engine_root)
+    except _catalog.CatalogError as exc:
         raise AnsibleFilterError(str(exc))
 
 
@@ -53,9 +52,9 @@ class FilterModule(object):
     """dgx_spark.cluster serving filters."""
 
     def filters(self):
-        return {"serving_entry": serving_entry, "serving_plan": _serving_plan.plan,
-                "serving_config_hash": _serving_plan.config_hash, "serving_rank_argv": _serving_plan.rank_argv,
-                "trt_build_args": _serving_plan.trt_build_args,
-                "hf_download_argv": _serving_plan.hf_download_argv,
+        return {"serving_entry": serving_entry, "serving_plan": _fit_plan.plan,
+                "serving_config_hash": _serving_state.config_hash, "serving_rank_argv": _engine_argv.rank_argv,
+                "serving_container": _engine_argv.container_name, "trt_build_args": _engine_argv.trt_build_args,
+                "hf_download_argv": _hf_download.hf_download_argv,
                 "serving_node": serving_node, "serving_status": serving_status,
                 "serving_reusable": serving_reusable, "hmac_sha256": hmac_sha256}

@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-# Copyright: dgx_spark.cluster contributors
+# Copyright: (c) 2026, dgx_spark.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The image stream of p2p_image_copy: authenticated, framed, checksummed TCP between two nodes.
 
@@ -13,14 +13,12 @@ content itself is verified by its digests (docker load checks every layer agains
 compares the loaded image with the source's), so the default spends no second SHA-256 pass on the layers.
 Layers the destination already holds can be left out of the stream (without_layers): docker's load skips reading
 a layer file whose chain it holds, so those bytes never cross the wire.
-A program is this file's text (stdlib only: keep it self-contained) plus PROGRAMS plus one call.
+A program is _progress_file's text, this file's text and one call (own_source, program): both import only the
+standard library on a node, and carry no __future__ import, so their texts can follow each other.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import base64
+import functools
 import gzip
 import hashlib
 import hmac
@@ -29,11 +27,19 @@ import json
 import os
 import queue
 import re
+import socket
 import struct
+import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
+import time
 import zlib
+
+if __name__ != "__main__":  # as a program on a node (python3 -, own_source), _progress_file's text came first
+    from ansible_collections.dgx_spark.cluster.plugins.module_utils import _progress_file
+    from ansible_collections.dgx_spark.cluster.plugins.module_utils._progress_file import write_progress
 
 MAGIC = b"DGXSPARK-IMG1"
 FRAME = struct.Struct("!Q")  # payload length; 0 ends the stream and is followed by the trailer
@@ -481,13 +487,12 @@ def receive_stream(conn, token, sink, progress=None, checksum="crc32"):
     return total, _labelled(checksum, digest)
 
 
-# The process side, kept as program text: it runs as its own process on a node, never inside the module.
-PROGRAMS = r"""
-import functools
-import socket
-import subprocess
-import sys
-import time
+# The process side: the sender and the receiver run as their own processes on the nodes (program()), never inside
+# the module.
+def _start(argv, **pipes):
+    """A child of the sender or the receiver (a program of its own on a node, where the module's run_command is not
+    there to call)."""
+    return subprocess.Popen(argv, **pipes)  # pylint: disable=ansible-bad-function
 
 
 def _finish(proc, timeout=60):
@@ -500,7 +505,7 @@ def _tail(data, lines=20):
     return "\n".join(data.decode("utf-8", "replace").rstrip().splitlines()[-lines:])
 
 
-# a receive_stream progress callback that rewrites path at most once a second (write_progress: _progress_file.WRITER)
+# a receive_stream progress callback that rewrites path at most once a second
 def _progress_writer(path, expected, start):
     due = [0.0]
 
@@ -550,8 +555,7 @@ def sender_main(params):
                                           params.get("repo_tags") or [], skip=set(skip))
     else:
         export = "docker save"
-        save = subprocess.Popen([params["docker"], "save", params["image"]], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+        save = _start([params["docker"], "save", params["image"]], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         write_archive = save_archive(save.stdout, skip, layers)
 
         def save_error():
@@ -584,8 +588,7 @@ def receiver_main(params):
     listener.listen(1)  # listening before the sender exists: no race, no sleep
     port = listener.getsockname()[1]
     sender_params = dict(params["sender"], host=address, port=port, token=token.hex(), checksum=params["checksum"])
-    sender = subprocess.Popen(params["ssh_argv"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE)
+    sender = _start(params["ssh_argv"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         with sender.stdin:
             sender.stdin.write(program(params["source"], "sender_main", sender_params).encode())
@@ -594,8 +597,8 @@ def receiver_main(params):
     loader, start = None, time.monotonic()
     try:
         # docker load starts while the sender does (it is killed unloaded if no good stream comes)
-        loader = subprocess.Popen([params["docker"], "load"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE)
+        loader = _start([params["docker"], "load"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE)
         _widen_pipe(loader.stdin)
         conn = _accept_from(listener, sender, "%s:%d" % (address, port))
         conn.settimeout(min(params["timeout"], 300))
@@ -627,18 +630,15 @@ def receiver_main(params):
         "bytes": total, "checksum": digest, "seconds": round(seconds, 3),
         "throughput_mib_s": round(total / 1048576.0 / max(seconds, 1e-6), 1),
         "docker_load": load_out.decode("utf-8", "replace").strip(), "sender": sent}) + "\n")
-"""
 
 
 def program(source, entry, params):
-    """The program text for `python3 -`: this file's source, the process side, and one call of entry(params)."""
-    return "%s\nexec(PROGRAMS)\n%s(json.loads(%r))\n" % (source, entry, json.dumps(params))
+    """The program text for `python3 -`: own_source() and one call of entry(params)."""
+    return "%s\n%s(json.loads(%r))\n" % (source, entry, json.dumps(params))
 
 
 def own_source():
-    """This file's text (also inside an AnsiballZ payload, through the module's loader) and the progress writer."""
+    """The text a node runs: the progress writer's module and this one (read through the module's loader, also
+    inside an AnsiballZ payload); both import only the standard library there."""
     import inspect
-    import sys
-    # imported here: the text runs on its own under `python3 -`, where the collection is not importable
-    from ansible_collections.dgx_spark.cluster.plugins.module_utils import _progress_file
-    return inspect.getsource(sys.modules[__name__]) + _progress_file.WRITER
+    return inspect.getsource(_progress_file) + inspect.getsource(sys.modules[__name__])

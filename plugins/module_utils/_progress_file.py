@@ -1,24 +1,22 @@
 # -*- coding: utf-8 -*-
-# Copyright: dgx_spark.cluster contributors
+# Copyright: (c) 2026, dgx_spark.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The progress file of a long module job, which the progress action plugin shows while the job runs.
 
-The job's child process rewrites it whole (JSON: bytes, seconds, and expected when known) at most once a second;
-WRITER is the program text of that rewrite, for the children the modules start with `python3 -`.
+The job's child process rewrites it whole (JSON: bytes, seconds, and expected when known) at most once a second
+with write_progress. The children run this file's text (python3 -) before their own: it imports only the standard
+library and carries no __future__ import, so another module's text can follow it.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
+import json
 import os
 
-WRITER = r'''
+
 def write_progress(path, fields):
+    """Replace the progress file with fields (a reader never sees half a file)."""
     with open(path + ".tmp", "w") as out:
         json.dump(fields, out)
-    os.replace(path + ".tmp", path)  # a reader never sees half a file
-'''
+    os.replace(path + ".tmp", path)
 
 
 def remove(path):

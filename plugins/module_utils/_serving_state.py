@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-# Copyright: dgx_spark.cluster contributors
+# Copyright: (c) 2026, dgx_spark.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What serves on the Sparks, from the engine containers' labels and state on every node, and whether it is healthy.
 
@@ -9,11 +9,22 @@ keeps answering /health after its peer rank died. Healthy means every rank's con
 answers.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
-__metaclass__ = type
-
+import hashlib
 import json
+
+# The label every serving container carries (docker ps --filter label=...); the others are dgx-spark.<field>.
+SERVING_LABEL = "dgx-spark.role=serving"
+
+
+def config_hash(entry, plan_result, settings):
+    """A short hash of everything that shapes the running engine (entry, plan, the run settings of the rank argv,
+    addresses included); it labels the containers (dgx-spark.config), so any change means a relaunch."""
+    blob = json.dumps({"entry": entry, "tp": plan_result["tp"], "hosts": plan_result["hosts"],
+                       "settings": dict((k, v) for k, v in settings.items() if k != "config")},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def containers(inspect_json):

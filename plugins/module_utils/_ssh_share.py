@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-# Copyright: dgx_spark.cluster contributors
+# Copyright: (c) 2026, dgx_spark.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """One SSH connection from this node to a peer Spark, shared by the modules' SSH calls (OpenSSH multiplexing).
 

@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-# Copyright: (c) 2026, DGX Spark cluster maintainers
+# Copyright: (c) 2026, dgx_spark.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Pure parsers for the text the fabric and serving tools print.
 
@@ -7,9 +7,7 @@ Each takes the tool's text as printed (shell prompts, mpirun/ssh noise and banne
 data. They never raise on unexpected text: what they cannot find comes back empty or None, and the caller gates.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import re
 

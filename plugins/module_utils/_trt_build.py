@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-# Copyright: dgx_spark.cluster contributors
+# Copyright: (c) 2026, dgx_spark.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """TensorRT-LLM engine builds: the tools, their argv, the build manifest and what the tools print.
 
@@ -11,9 +11,7 @@ Tools are resolved inside the TensorRT-LLM image, never by searching its filesys
 A tool that is not found fails the build naming the tool and the paths tried.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import hashlib
 import json

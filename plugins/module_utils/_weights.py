@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-# Copyright: dgx_spark.cluster contributors
+# Copyright: (c) 2026, dgx_spark.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Model weights on disk: what a Hugging Face cache entry (or a local model directory) consists of.
 
@@ -9,9 +9,7 @@ links into copies, is how the old pipes shipped dangling links and doubled disk 
 the entry needs, relative to the cache root, and refuses an entry whose links do not resolve inside the cache.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import os
 import re

@@ -7,8 +7,9 @@ import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.dgx_spark.cluster.plugins.filter.serving import FilterModule
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _nvidia_smi
-from ansible_collections.dgx_spark.cluster.plugins.module_utils._serving_plan import (
-    CatalogError, catalog_entry, plan, validate_entry, weights_gib)
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._catalog import (
+    CatalogError, catalog_entry, validate_entry)
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._fit_plan import plan, weights_gib
 
 from ansible_collections.dgx_spark.cluster.tests.unit.recorded import fixture_body
 

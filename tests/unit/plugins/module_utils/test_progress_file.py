@@ -9,9 +9,7 @@ from ansible_collections.dgx_spark.cluster.plugins.module_utils import _progress
 
 def test_the_writer_replaces_the_file_whole_and_remove_takes_the_temporary_too(tmp_path):
     path = str(tmp_path / "progress.json")
-    scope = {"json": json, "os": __import__("os")}
-    exec(_progress_file.WRITER, scope)  # the text the jobs' children run
-    scope["write_progress"](path, {"bytes": 5, "seconds": 0.5})
+    _progress_file.write_progress(path, {"bytes": 5, "seconds": 0.5})
     assert json.loads((tmp_path / "progress.json").read_text()) == {"bytes": 5, "seconds": 0.5}
     (tmp_path / "progress.json.tmp").write_text("{\"bytes\": 6")  # a job killed mid-write
     _progress_file.remove(path)

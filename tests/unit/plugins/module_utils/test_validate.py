@@ -19,3 +19,51 @@ from ansible_collections.dgx_spark.cluster.plugins.module_utils import _validate
 def test_extra_args_pair_options_and_values_and_keep_reserved_options_out(args, message):
     found = _validate.extra_args_problem("extra", args, ("--workers",), "is set elsewhere")
     assert found == message if message is None else message in found
+
+
+@pytest.mark.parametrize("kind, good, bad", [
+    ("netdev", ["enp1s0f1np1", "enP2p1s0f1np1", "bond0.100"], ["", ".", "..", "eth 0", "a" * 16, "eth;0"]),
+    ("rdma_device", ["rocep1s0f1", "mlx5_0"], ["", "roce p1", "x;y"]),
+    ("ipv4_interface", ["10.10.10.1/24", "10.0.0.0/31"], ["10.10.10.1", "10.10.10.0/24", "10.10.10.255/24",
+                                                          "300.1.1.1/24", "10.10.10.1/33", None]),
+    ("ipv4_host", ["10.10.10.1", "10.10.10.1/24"], ["10.10.10", "10.10.10.0/24", "host"]),
+    ("ipv4_network", ["192.168.0.0/16", "10.96.0.0/12"], ["192.168.0.1/16", "10.96.0.0", "10.96.0.0/40"]),
+    ("byte_size", ["1G", "512M", "4096"], ["1T", "1 G", "", "-1G"]),
+    ("unprivileged_port", [1024, 65535, "8000"], [80, 65536, True, "80", "http", None]),
+    ("mtu", [9000, 1280], [1279, 9217]),
+])
+def test_every_kind_accepts_its_values_and_names_the_rule_for_others(kind, good, bad):
+    for value in good:
+        assert _validate.problem("f", value, kind) is None, value
+    for value in bad:
+        assert _validate.problem("f", value, kind) == "f %r is not allowed: must be %s" % (value, _validate.rule(kind))
+
+
+def test_an_unknown_kind_names_the_known_ones():
+    with pytest.raises(KeyError, match="unknown kind 'nic' .*netdev"):
+        _validate.problem("f", "x", "nic")
+
+
+def test_problems_name_each_list_item_and_each_bad_environment_entry():
+    found = _validate.problems([
+        ("interfaces[]", ["enp1s0f1np1", "eth 0"], "netdev"),
+        ("env", {"NCCL_DEBUG": "WARN", "BAD NAME": "x", "OK": "a b", "N": 3}, "env"),
+        ("devices[]", "not-a-list", "rdma_device"),
+        ("mtu", 9000, "mtu"),
+    ])
+    assert found == [
+        "interfaces[1] 'eth 0' is not allowed: must be a network interface name (at most 15 letters, digits and "
+        "'_.:-')",
+        "env key 'BAD NAME' is not allowed: must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)",
+        "env.OK 'a b' is not allowed: must be letters, digits and '_.,:/=+@%-' (no spaces or quotes)",
+        "devices must be a list, got 'not-a-list'",
+    ]
+    assert _validate.first_problem([("env", ["x"], "env")]).startswith("env must be a mapping of ")
+
+
+def test_host_var_checks_name_each_host_and_treat_a_missing_variable_as_null():
+    checks = _validate.host_var_checks(["a", "b"], {"a": {"fabric_address": "10.10.10.1/24"}, "b": {}},
+                                       "fabric_address", "ipv4_interface")
+    assert _validate.problems(checks) == [
+        "fabric_address of b None is not allowed: must be an IPv4 host address with its prefix length, such as "
+        "10.10.10.1/24"]

@@ -1,4 +1,10 @@
-"""Lab end-to-end tests: the test that takes the lab down runs last, whatever file it is in."""
+"""Lab end-to-end tests: the lab helpers (lab/labkit.py) on the path; the test that takes the lab down runs last,
+whatever file it is in."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lab"))
 
 
 def pytest_configure(config):

@@ -1,11 +1,9 @@
 # -*- coding: utf-8 -*-
-# Copyright: dgx_spark.cluster contributors
+# Copyright: (c) 2026, dgx_spark.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Verdicts for the RoCE and NCCL gates: value, threshold, pass/fail and the likely cause, from parsed tool output."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import json
 
@@ -14,8 +12,12 @@ from ansible_collections.dgx_spark.cluster.plugins.module_utils._fabric import a
 
 
 def _check(node, twin, name, value, threshold, ok, cause=""):
+    """One gate check; twin is None for checks that are not per twin."""
     return {"node": node, "twin": twin, "check": name, "value": value, "threshold": threshold,
             "verdict": "pass" if ok else "fail", "cause": "" if ok else cause}
+
+
+check = _check  # the other gates (Kubernetes) build their checks with it
 
 
 def roce_node_checks(node, settings):
@@ -166,16 +168,16 @@ def nccl_checks(result, settings):
     checks.append(_check("between nodes", "both", "nccl_avg_busbw_gbps", avg, settings["min_busbw_gbps"],
                          avg is not None and avg >= settings["min_busbw_gbps"],
                          "average bus bandwidth below %s GB/s: NCCL is not using both twins (NCCL_IB_HCA), the link "
-                         "is degraded (run playbooks/check_roce.yml), or it fell back to sockets%s"
+                         "is degraded (run playbooks/roce_check.yml), or it fell back to sockets%s"
                          % (settings["min_busbw_gbps"], hint)))
     return checks
 
 
 def check_line(check):
     """One line for a check: verdict, where, what, value against threshold, and the cause when it failed."""
-    return "%s %s twin %s %s=%s (threshold %s)%s" % (
-        check["verdict"].upper(), check["node"], check["twin"], check["check"], check["value"], check["threshold"],
-        " - " + check["cause"] if check["cause"] else "")
+    return "%s %s%s %s=%s (threshold %s)%s" % (
+        check["verdict"].upper(), check["node"], "" if check.get("twin") is None else " twin %s" % check["twin"],
+        check["check"], check["value"], check["threshold"], " - " + check["cause"] if check["cause"] else "")
 
 
 def report(checks, meta=None):

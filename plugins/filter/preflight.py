@@ -1,16 +1,11 @@
 # -*- coding: utf-8 -*-
-# Copyright: (c) 2026, DGX Spark cluster maintainers
+# Copyright: (c) 2026, dgx_spark.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters that judge host facts for the preflight role (pure functions of gathered data)."""
 
-from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
-__metaclass__ = type
-
-import ipaddress
 import json
-
-from ansible_collections.dgx_spark.cluster.plugins.module_utils._fabric import address_ip
 
 GIB = 1 << 30
 
@@ -77,32 +72,8 @@ def link_summary(ip_json, names):
     return ", ".join(parts) or "not checked"
 
 
-def ipv4_network(address):
-    """'10.10.10.1/24' -> '10.10.10.0/24' (None when it is not an IPv4 interface address)."""
-    try:
-        return str(ipaddress.IPv4Interface(address).network)
-    except (ValueError, TypeError):
-        return None
-
-
-def fabric_peers(hosts, hostvars, local_interfaces):
-    """Peers' fabric addresses: [{host, twin, ip, local_interface}] for each host and twin (0 primary, 1 second).
-
-    local_interfaces are this node's [primary, second] twin netdevs, the ones to reach each peer address through.
-    """
-    peers = []
-    for host in hosts:
-        for twin, key in enumerate(("fabric_address", "fabric_twin_address")):
-            address = hostvars[host].get(key)
-            if address:
-                peers.append({"host": host, "twin": twin, "ip": address_ip(address),
-                              "local_interface": local_interfaces[twin]})
-    return peers
-
-
 class FilterModule(object):
-    """dgx_spark.cluster host check filters."""
+    """dgx_spark.cluster preflight filters."""
 
     def filters(self):
-        return {"disk_checks": disk_checks, "link_problems": link_problems, "link_summary": link_summary,
-                "ipv4_network": ipv4_network, "fabric_peers": fabric_peers, "address_ip": address_ip}
+        return {"disk_checks": disk_checks, "link_problems": link_problems, "link_summary": link_summary}

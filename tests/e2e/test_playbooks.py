@@ -63,7 +63,7 @@ def roce_report():
 
 def test_roce_gate_passes_when_healthy():
     jobs_before = {node: async_job_files(node) for node in NODES}
-    out = playbook("check_roce.yml", "-e", "roce_check_latency=true")
+    out = playbook("roce_check.yml", "-e", "roce_check_latency=true")
     assert out.returncode == 0, out.stdout[-4000:]
     # the servers and clients ran as async jobs: none leaves its status file behind
     assert {node: async_job_files(node) for node in NODES} == jobs_before
@@ -81,7 +81,7 @@ def test_roce_gate_passes_when_healthy():
 
 def test_roce_gate_fails_on_a_100g_link_with_the_cause(scenario):
     scenario("degraded_link", ["spark-ba63"])
-    out = playbook("check_roce.yml")
+    out = playbook("roce_check.yml")
     assert out.returncode != 0
     assert "RoCE gate failed" in out.stdout and "link at 100G" in out.stdout
     failed = {(c["node"], c["check"]) for c in roce_report()["checks"] if c["verdict"] == "fail"}
@@ -92,7 +92,7 @@ def test_roce_gate_fails_on_a_100g_link_with_the_cause(scenario):
 def test_roce_gate_fails_on_mtu_1500_with_the_cause():
     ssh("spark-2959", "sudo ip link set dev enP2p1s0f1np1 mtu 1500")
     try:
-        out = playbook("check_roce.yml", "-e", "roce_check_bandwidth=false")
+        out = playbook("check_roce.yml", "-e", "roce_check_bandwidth=false")  # the deprecated name still runs the gate
     finally:
         ssh("spark-2959", "sudo ip link set dev enP2p1s0f1np1 mtu 9000")
     assert out.returncode != 0

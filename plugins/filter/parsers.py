@@ -1,11 +1,9 @@
 # -*- coding: utf-8 -*-
-# Copyright: (c) 2026, DGX Spark cluster maintainers
+# Copyright: (c) 2026, dgx_spark.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters that turn fabric and serving tool output into data (the parsers live in module_utils/_tool_output)."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _tool_output

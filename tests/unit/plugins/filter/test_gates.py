@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.dgx_spark.cluster.plugins.filter.fabric_checks import FilterModule
+from ansible_collections.dgx_spark.cluster.plugins.filter.gates import FilterModule
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _tool_output
 
 from ansible_collections.dgx_spark.cluster.tests.unit.recorded import fixture_body

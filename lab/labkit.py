@@ -1,4 +1,5 @@
-"""Helpers for the lab end-to-end tests: the lab script, SSH to the nodes, ansible runs from this checkout."""
+"""Helpers for the lab end-to-end tests (tests/e2e) and the benchmarks: the lab script, SSH to the nodes, ansible
+runs from this checkout."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "lab" / "lab.sh"
 KEY = Path(os.environ.get("DGX_SPARK_LAB_STATE", Path.home() / ".local/state/dgx-spark-lab")) / "id_ed25519"
 NODES = {"spark-2959": "10.59.63.11", "spark-ba63": "10.59.63.12"}

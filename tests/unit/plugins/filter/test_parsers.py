@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.dgx_spark.cluster.plugins.filter.tool_output import FilterModule
+from ansible_collections.dgx_spark.cluster.plugins.filter.parsers import FilterModule
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _tool_output as parse
 
 from ansible_collections.dgx_spark.cluster.tests.unit.recorded import fixture_body, fixture_files

@@ -1,0 +1,23 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, dgx_spark.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters that turn collected RoCE and NCCL outputs into gated checks and a report."""
+
+from __future__ import annotations
+
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _gates
+
+
+class FilterModule(object):
+    """dgx_spark.cluster gate filters."""
+
+    def filters(self):
+        return {
+            "roce_node_checks": _gates.roce_node_checks,
+            "roce_bandwidth_checks": _gates.roce_bandwidth_checks,
+            "roce_latency_checks": _gates.roce_latency_checks,
+            "nccl_checks": _gates.nccl_checks,
+            "nccl_mpirun_argv": _gates.nccl_mpirun_argv,
+            "gate_report": _gates.report,
+            "check_line": _gates.check_line,
+        }
