@@ -24,8 +24,12 @@ printf '#!/bin/sh\nexit 101\n' > "$rootfs/usr/sbin/policy-rc.d"; chmod +x "$root
 cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
 echo "[lab] installing docker.io, skopeo and tools in the node image" >&2
 in_root apt-get install -y -qq --no-install-recommends docker.io skopeo rsync pigz netcat-openbsd curl jq \
-  openssh-client iptables netplan.io >"$cache/apt-node.log" 2>&1 || { tail -20 "$cache/apt-node.log" >&2; exit 1; }
+  openssh-client iptables netplan.io open-iscsi nfs-common multipath-tools python3-apt \
+  >"$cache/apt-node.log" 2>&1 || { tail -20 "$cache/apt-node.log" >&2; exit 1; }
 in_root apt-get clean
+# apt on a node reads only the repositories the roles add (the lab's, mounted): no mirror is asked at run time
+rm -f "$rootfs/etc/apt/sources.list" "$rootfs"/etc/apt/sources.list.d/*
+rm -rf "$rootfs"/var/lib/apt/lists/*
 rm -f "$rootfs/usr/sbin/policy-rc.d" "$rootfs/etc/resolv.conf"
 
 # The admin user (passwordless sudo) and one without sudo, for the preflight failure test.
@@ -54,8 +58,14 @@ in_root systemctl enable lab-ssh-keys.service ssh.service docker.service >/dev/n
 mkdir -p "$rootfs/etc/docker"
 printf '{\n  "storage-driver": "overlay2",\n  "iptables": false,\n  "ip-masq": false,\n  "bridge": "none"\n}\n' \
   > "$rootfs/etc/docker/daemon.json"
+# Each node gets its own machine-id at first boot (an image's would be shared, and with it every ID systemd derives
+# from it). udev has no devices to manage in a container; left running (multipath-tools brings it) it would rewrite
+# the veths' MAC addresses from that ID, the same on both nodes.
+: > "$rootfs/etc/machine-id"
+rm -f "$rootfs/var/lib/dbus/machine-id"
 # units that make no sense in a container
-for unit in systemd-resolved systemd-timesyncd getty@tty1 console-getty systemd-networkd; do
+for unit in systemd-resolved systemd-timesyncd getty@tty1 console-getty systemd-networkd systemd-udevd \
+  systemd-udevd-control.socket systemd-udevd-kernel.socket systemd-udev-trigger; do
   in_root systemctl mask "$unit" >/dev/null 2>&1 || true
 done
 

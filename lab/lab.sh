@@ -9,8 +9,8 @@ repo=$(dirname "$here")
 cache=$here/cache
 prefix=dgxspark-lab
 nodes=(spark-2959 spark-ba63)
-scenarios=(healthy degraded_link no_gpu nccl_slow nccl_hang)
-doubles=(nvidia-smi ibdev2netdev ibv_devinfo show_gids rdma ethtool ib_write_bw ib_write_lat mpirun kubeadm)
+scenarios=(healthy degraded_link no_gpu nccl_slow nccl_hang k8s_api_down)
+doubles=(nvidia-smi ibdev2netdev ibv_devinfo show_gids rdma ethtool ib_write_bw ib_write_lat mpirun)
 nccl_tests=(all_reduce_perf all_gather_perf)
 
 # node -> management address, fabric twin addresses (as on the real pair)
@@ -67,11 +67,17 @@ ensure_networks() {
   done
 }
 
+# The lab's Kubernetes parts (lab/k8s/build.py: the package repositories of the doubles, their Python libraries, the
+# stand-in manifests and chart), built once into the lab cache; every node mounts them at /opt/dgx-spark-lab/k8s.
+k8s_parts() { python3 "$here/k8s/build.py"; }
+
+mount_source() { podman inspect -f "{{range .Mounts}}{{if eq .Destination \"$2\"}}{{.Source}}{{end}}{{end}}" "$1"; }
+
 start_node() {
-  local node=$1 name image owner
+  local node=$1 k8s=$2 name image owner
   name=$(container "$node")
   if [[ "$(podman inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" == true ]]; then
-    owner=$(podman inspect -f '{{range .Mounts}}{{if eq .Destination "/opt/dgx-spark-lab/bin"}}{{.Source}}{{end}}{{end}}' "$name")
+    owner=$(mount_source "$name" /opt/dgx-spark-lab/bin)
     if ! podman exec "$name" true >/dev/null 2>&1; then
       # podman's record outlived the process (host restarted under it): nothing to keep
       log "$node is marked running but does not answer; recreating it"
@@ -79,6 +85,8 @@ start_node() {
       log "$node belongs to a checkout that no longer exists ($owner); recreating it"
     elif [[ $owner != "$here/doubles" ]]; then
       die "$node is running from another checkout ($owner); run its lab.sh down first"
+    elif [[ $(mount_source "$name" /opt/dgx-spark-lab/k8s) != "$k8s" ]]; then
+      log "$node mounts older Kubernetes parts; recreating it"
     else
       return 0
     fi
@@ -94,6 +102,7 @@ start_node() {
     -v "$prefix-$node-docker:/var/lib/docker" \
     -v "$here/doubles:/opt/dgx-spark-lab/bin:ro" \
     -v "$repo/tests/fixtures:/opt/dgx-spark-lab/fixtures:ro" \
+    -v "$k8s:/opt/dgx-spark-lab/k8s:ro" \
     -v "$state/authorized_keys:/etc/dgx-spark-lab/authorized_keys:ro" \
     "$image" >/dev/null
   log "$node started"
@@ -139,15 +148,26 @@ wait_ready() {
   done
 }
 
+# The head serves the stand-in manifests and chart where the lab inventory's k8s_cluster_artifacts point.
+ensure_artifact_server() {
+  local name
+  name=$(container "${nodes[0]}")
+  podman exec "$name" systemctl is-active --quiet lab-k8s-artifacts && return 0
+  podman exec "$name" systemd-run --quiet --unit lab-k8s-artifacts python3 -m http.server 8089 --bind 127.0.0.1 \
+    --directory /opt/dgx-spark-lab/k8s/artifacts
+}
+
 cmd_up() {
-  local start=$SECONDS node
+  local start=$SECONDS node k8s
   podman_env
   ensure_ssh_key
   close_ssh_masters
   "$here/build_node_image.sh" >/dev/null
+  k8s=$(k8s_parts)
   ensure_networks
-  for node in "${nodes[@]}"; do start_node "$node"; done
+  for node in "${nodes[@]}"; do start_node "$node" "$k8s"; done
   for node in "${nodes[@]}"; do install_doubles "$node"; wait_ready "$node"; ensure_smoke_image "$node"; done
+  ensure_artifact_server
   log "up in $((SECONDS - start)) s: ssh -i $ssh_key spark@${mgmt_ip[spark-2959]} (spark-2959), spark@${mgmt_ip[spark-ba63]} (spark-ba63)"
 }
 

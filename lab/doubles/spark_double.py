@@ -1,12 +1,12 @@
 """Test doubles for the DGX Spark tools the lab lacks hardware for.
 
 One program, run by the `spark-double` wrapper installed under each tool's name (nvidia-smi, ibdev2netdev, ibv_devinfo, show_gids, ethtool, rdma, ib_write_bw,
-ib_write_lat, mpirun, all_reduce_perf, all_gather_perf, kubeadm). Each replays recorded outputs of the real
+ib_write_lat, mpirun, all_reduce_perf, all_gather_perf). Each replays recorded outputs of the real
 tool (tests/fixtures, mounted at $DGX_LAB_FIXTURES) for the argument forms the roles use, and exits
 non-zero with a message for any other form. Link state, addresses and reachability are the lab's real ones
 (sysfs, real TCP between the nodes, real ssh), so a double fails where the real tool would.
 
-The node's scenario (healthy, degraded_link, no_gpu, nccl_slow, nccl_hang) is read from $DGX_LAB_SCENARIO_FILE.
+The node's scenario (healthy, degraded_link, no_gpu, nccl_slow, nccl_hang, k8s_api_down) is read from $DGX_LAB_SCENARIO_FILE.
 """
 
 import ipaddress
@@ -21,7 +21,7 @@ import time
 FIXTURES = os.environ.get("DGX_LAB_FIXTURES", "/opt/dgx-spark-lab/fixtures")
 SCENARIO_FILE = os.environ.get("DGX_LAB_SCENARIO_FILE", "/etc/dgx-spark-lab/scenario")
 SYS_NET = os.environ.get("DGX_LAB_SYS_NET", "/sys/class/net")
-SCENARIOS = ("healthy", "degraded_link", "no_gpu", "nccl_slow", "nccl_hang")
+SCENARIOS = ("healthy", "degraded_link", "no_gpu", "nccl_slow", "nccl_hang", "k8s_api_down")
 
 # The four ConnectX-7 functions of a Spark: RDMA device -> netdev (order as ibdev2netdev prints it).
 RDMA_DEVICES = (
@@ -482,14 +482,6 @@ def nccl_rank(name, args):
     sys.stdin.read()  # until mpirun (or its ssh session) goes away
 
 
-# ---------------------------------------------------------------- kubeadm
-def kubeadm(args):
-    if args in (["version", "-o", "short"], ["version", "--output=short"]):
-        print("v1.34.1")
-        return
-    raise Refused("kubeadm " + " ".join(args))
-
-
 TOOLS = {
     "nvidia-smi": nvidia_smi,
     "ibdev2netdev": ibdev2netdev,
@@ -502,7 +494,6 @@ TOOLS = {
     "mpirun": mpirun,
     "all_reduce_perf": lambda args: nccl_rank("all_reduce_perf", args),
     "all_gather_perf": lambda args: nccl_rank("all_gather_perf", args),
-    "kubeadm": kubeadm,
 }
 
 

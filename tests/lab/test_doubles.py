@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOUBLE = ROOT / "lab" / "doubles" / "spark-double"
 TOOLS = ("nvidia-smi", "ibdev2netdev", "ibv_devinfo", "show_gids", "rdma", "ethtool", "ib_write_bw", "ib_write_lat", "mpirun",
-         "all_reduce_perf", "all_gather_perf", "kubeadm")
+         "all_reduce_perf", "all_gather_perf")
 TWINS = ("enp1s0f1np1", "enP2p1s0f1np1")
 
 sys.path.insert(0, str(ROOT / ".collections"))
@@ -72,7 +72,6 @@ UNKNOWN_FORMS = {
     "mpirun": ["-np", "2", "-H", "a:1,b:1", "hostname"],
     "all_reduce_perf": ["-b", "1G"],
     "all_gather_perf": [],
-    "kubeadm": ["init"],
 }
 
 
@@ -189,10 +188,6 @@ def test_mpirun_without_reachable_rank_fails_like_orte(node):
     result = node.run("mpirun", "-np", "2", "-H", "127.0.0.1:1,127.0.0.2:1", str(node.bin / "all_reduce_perf"),
                       "-b", "1G", "-e", "1G", timeout=60)
     assert result.returncode == 1 and "ORTE was unable to reliably start one or more daemons" in result.stderr
-
-
-def test_kubeadm_version(node):
-    assert node.run("kubeadm", "version", "-o", "short").stdout.strip() == "v1.34.1"
 
 
 @pytest.mark.parametrize("mtu, active", [(9000, 4096), (1500, 1024), (2200, 2048)])

@@ -1,0 +1,242 @@
+"""Kubernetes on the lab (k8s_up.yml, k8s_check.yml): bare nodes to a healthy cluster and changed=0, --check that
+changes nothing, and each broken state repaired or failed with its cause. Packages, apt holds, swap, sysctls,
+containerd's configuration and restarts, the multipath file and every file kubeadm writes are real on the nodes;
+kubeadm, kubelet, the API server, kubectl and helm are the lab's doubles (lab/doubles/k8s_double.py)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+
+import pytest
+from labkit import NODES, ROOT, lab, playbook, recap, rejected_before_connecting, ssh
+
+sys.path.insert(0, str(ROOT / ".collections"))
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _k8s  # noqa: E402
+
+HEAD, WORKER = "spark-2959", "spark-ba63"
+KUBECTL = "sudo kubectl --kubeconfig /etc/kubernetes/admin.conf"
+# Debian's packaged /etc/containerd/config.toml, what a bare lab node has
+DEBIAN_CONTAINERD = base64.b64encode(b"""version = 2
+
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "/usr/lib/cni"
+      conf_dir = "/etc/cni/net.d"
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "/var/lib/containerd/opt"
+""").decode()
+TEAR_DOWN = ("sudo kubeadm reset -f >/dev/null 2>&1; sudo systemctl disable --now kubelet >/dev/null 2>&1; "
+             "sudo rm -rf /etc/cni/net.d/* /var/lib/calico /var/lib/cni /var/lib/dgx-spark/k8s; "
+             "for ns in $(ip netns list | awk '/^cni-/{print $1}'); do sudo ip netns delete $ns; done")
+MAKE_BARE = (TEAR_DOWN + "; sudo dpkg --purge --force-hold kubeadm kubelet kubectl helm >/dev/null 2>&1; "
+             "sudo rm -f /etc/apt/sources.list.d/dgx-spark-*.sources /etc/apt/keyrings/dgx-spark-* "
+             "/etc/modules-load.d/dgx-spark-*.conf /etc/sysctl.d/99-dgx-spark-k8s.conf /etc/multipath.conf; "
+             "sudo rm -rf /var/lib/apt/lists/*; echo " + DEBIAN_CONTAINERD + " | base64 -d | sudo tee "
+             "/etc/containerd/config.toml >/dev/null; sudo systemctl restart containerd; "
+             "grep -q '^/swapfile' /etc/fstab || echo '/swapfile none swap sw 0 0' | sudo tee -a /etc/fstab >/dev/null; "
+             "sudo sysctl -qw net.ipv4.ip_forward=0")
+
+
+def on_all(command):
+    for node in NODES:
+        ssh(node, command, timeout=180)
+
+
+def wait_for(what, probe, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if probe():
+            return
+        time.sleep(1)
+    raise AssertionError("%s within %d s" % (what, timeout))
+
+
+def nodes_json():
+    return json.loads(ssh(HEAD, KUBECTL + " get nodes -o json").stdout)["items"]
+
+
+def node_ready(name):
+    return any(n["metadata"]["name"] == name and any(c["type"] == "Ready" and c["status"] == "True"
+                                                     for c in n["status"]["conditions"]) for n in nodes_json())
+
+
+def changed_in(output, task, host):
+    """Whether the task (by a part of its name) reported changed on host in an ansible-playbook output."""
+    sections = [section for section in output.split("TASK [") if task in section.split("]", 1)[0]]
+    return any("changed: [%s" % host in section for section in sections)
+
+
+def k8s_up(*args, **kwargs):
+    return playbook("k8s_up.yml", *args, timeout=kwargs.pop("timeout", 900))
+
+
+def assert_ok(out):
+    assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-2000:]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def bare_lab():
+    lab("up")
+    for node in NODES:
+        lab("scenario", node, "healthy")
+    on_all(MAKE_BARE)
+    yield
+    for node in NODES:
+        lab("scenario", node, "healthy", check=False)
+    on_all(TEAR_DOWN)  # no kubelet or API server left running for the tests after these
+
+
+def test_check_mode_on_bare_nodes_says_what_it_would_do_and_changes_nothing():
+    out = k8s_up("--check")
+    assert_ok(out)
+    assert "would install kubeadm, kubelet and kubectl 1.31.14-1.1 and hold them" in out.stdout
+    assert "spark-ba63 would join the cluster at 10.10.10.1:6443" in out.stdout
+    for node in NODES:
+        assert ssh(node, "command -v kubeadm", check=False).returncode != 0
+        assert ssh(node, "grep -c '^/swapfile' /etc/fstab").stdout.strip() == "1"
+        assert ssh(node, "ls /etc/apt/sources.list.d/ | grep -c dgx-spark", check=False).stdout.strip() == "0"
+        assert "SystemdCgroup" not in ssh(node, "cat /etc/containerd/config.toml").stdout
+
+
+def test_bare_nodes_become_a_healthy_cluster_then_a_second_run_changes_nothing():
+    out = k8s_up()
+    assert_ok(out)
+    assert "PASS cluster metallb_pool=10.59.63.200-10.59.63.220" in out.stdout
+    for node in NODES:
+        # pinned and held, really installed by apt from the lab's repository
+        held = ssh(node, "dpkg-query -W -f='${Package} ${Version} ${Status}\\n' kubeadm kubelet kubectl").stdout
+        assert sorted(held.split("\n")[:3]) == [
+            "kubeadm 1.31.14-1.1 hold ok installed", "kubectl 1.31.14-1.1 hold ok installed",
+            "kubelet 1.31.14-1.1 hold ok installed"]
+        assert ssh(node, "grep '/swapfile' /etc/fstab").stdout.startswith("# /swapfile")
+        assert ssh(node, "cat /proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"
+        assert "net.ipv4.ip_forward=1" in ssh(node, "cat /etc/sysctl.d/99-dgx-spark-k8s.conf").stdout
+        dump = ssh(node, "sudo containerd config dump").stdout
+        assert _k8s.containerd_config_problems(dump) == []
+        assert 'devnode "^sd[a-z][0-9]*"' in ssh(node, "cat /etc/multipath.conf").stdout
+        assert ssh(node, "systemctl is-enabled kubelet").stdout.strip() == "enabled"
+    assert "helm 3.16.4-1 hold" in ssh(HEAD, "dpkg-query -W -f='${Package} ${Version} ${Status}' helm").stdout
+    nodes = _k8s.kubectl_nodes(ssh(HEAD, KUBECTL + " get nodes -o wide").stdout)
+    assert [(n["name"], n["ready"], n["roles"], n["internal_ip"], n["version"]) for n in nodes] == [
+        ("spark-2959", True, ["control-plane"], "10.10.10.1", "v1.31.14"),
+        ("spark-ba63", True, [], "10.10.10.2", "v1.31.14")]
+    assert ssh(WORKER, "sudo test -e /var/lib/dgx-spark/k8s/config/kubeadm-join.yaml", check=False).returncode != 0
+    again = k8s_up()
+    assert_ok(again)
+    assert {node: c["changed"] for node, c in recap(again.stdout).items()} == {node: 0 for node in NODES}
+
+
+def test_the_join_token_never_shows():
+    out = k8s_up("-v")
+    assert_ok(out)
+    tokens = ssh(HEAD, "sudo python3 -c \"import json; print(' '.join(t for t in json.load(open("
+                       "'/var/lib/etcd/dgx-spark-lab-apiserver.json'))['tokens']))\"").stdout.split()
+    assert tokens and not any(token in out.stdout + out.stderr for token in tokens)
+
+
+def test_check_passes_with_a_smoke_pod_per_node_and_leaves_none():
+    out = playbook("k8s_check.yml")
+    assert_ok(out)
+    report = json.loads((ROOT / "reports" / "k8s_check.json").read_text())
+    smoke = [c for c in report["checks"] if c["check"] == "gpu_smoke_pod"]
+    assert report["passed"] and [(c["node"], c["verdict"]) for c in smoke] == [(HEAD, "pass"), (WORKER, "pass")]
+    assert "dgx-spark-smoke" not in ssh(HEAD, KUBECTL + " get pods -A").stdout
+    dry = playbook("k8s_check.yml", "--check")
+    assert_ok(dry)
+    assert "gpu_smoke_pod" not in dry.stdout
+
+
+def test_a_worker_back_without_its_state_has_its_stale_node_deleted_and_joins_again():
+    ssh(WORKER, "sudo kubeadm reset -f")  # a reinstalled worker: its Node object outlives it, still Ready
+    # an old join command, tried by hand, fails as the recorded runs do
+    printed = ssh(HEAD, "sudo kubeadm token create --print-join-command --ttl 1s").stdout
+    join = _k8s.kubeadm_join_command(printed)
+    time.sleep(2)
+    config = ("apiVersion: kubeadm.k8s.io/v1beta4\\nkind: JoinConfiguration\\ndiscovery:\\n  bootstrapToken:\\n"
+              "    apiServerEndpoint: %s\\n    token: %s\\n    caCertHashes: [%s]\\nnodeRegistration:\\n  name: %s\\n"
+              % (join["endpoint"], join["token"], join["ca_cert_hashes"][0], WORKER))
+    ssh(WORKER, "printf '%s' | sudo tee /tmp/old-join.yaml >/dev/null" % config)
+    old = ssh(WORKER, "sudo kubeadm join --config /tmp/old-join.yaml", check=False)
+    assert old.returncode != 0 and _k8s.kubeadm_join_failure(old.stderr)["cause"] == "token_invalid"
+    assert "is invalid for this cluster or it has expired" in old.stderr
+    out = k8s_up()
+    assert_ok(out)
+    assert changed_in(out.stdout, "Delete the stale Node object", WORKER)
+    assert changed_in(out.stdout, "Kubeadm join over the fabric", WORKER)
+    assert node_ready(WORKER)
+
+
+def test_stale_cni_state_after_a_reboot_is_named_then_cleared():
+    ssh(WORKER, "sudo mkdir -p /var/lib/cni/networks/k8s-pod-network && echo 5e1a | sudo tee "
+                "/var/lib/cni/networks/k8s-pod-network/192.168.63.5 >/dev/null && sudo rm -f /var/lib/calico/nodename "
+                "&& sudo ip netns add cni-5e1a0bd2-lab && sudo systemctl restart kubelet")
+    wait_for("the worker NotReady", lambda: not node_ready(WORKER))
+    check = playbook("k8s_check.yml", "-e", "k8s_cluster_check_smoke_pods=false")
+    assert check.returncode != 0
+    assert "FAIL spark-ba63 node_ready=NotReady" in check.stdout and "stale CNI state after a reboot" in check.stdout
+    out = k8s_up()
+    assert_ok(out)
+    assert changed_in(out.stdout, "The stale allocations and cache", WORKER)
+    assert changed_in(out.stdout, "Containerd and kubelet start over", WORKER)
+    assert ssh(WORKER, "ip netns list").stdout.strip() == ""
+    assert ssh(WORKER, "cat /var/lib/calico/nodename").stdout.strip() == WORKER
+    assert node_ready(WORKER) and node_ready(HEAD)
+
+
+def test_a_device_plugin_that_crashes_on_gb10_is_named_then_replaced():
+    ssh(HEAD, "printf 'driver: {enabled: false}\\ntoolkit: {enabled: false}\\ndevicePlugin: {version: v0.17.1}\\n' "
+              "> /tmp/old-plugin.yaml && sudo helm --kubeconfig /etc/kubernetes/admin.conf upgrade --install "
+              "gpu-operator /var/lib/dgx-spark/k8s/artifacts/gpu_operator-v25.10.1.tgz -n gpu-operator "
+              "--values /tmp/old-plugin.yaml")
+    wait_for("a crashing device plugin", lambda: "CrashLoopBackOff" in ssh(
+        HEAD, KUBECTL + " get pods -n gpu-operator").stdout)
+    check = playbook("k8s_check.yml", "-e", "k8s_cluster_check_smoke_pods=false")
+    assert check.returncode != 0
+    assert 'it logs \\"error getting device memory: Not Supported\\", the GB10 crash' in check.stdout \
+        or 'it logs "error getting device memory: Not Supported", the GB10 crash' in check.stdout
+    out = k8s_up()
+    assert_ok(out)
+    assert "nvcr.io/nvidia/k8s-device-plugin:v0.18.1" in ssh(
+        HEAD, KUBECTL + " get pods -n gpu-operator -o json").stdout
+    assert_ok(playbook("k8s_check.yml"))
+
+
+def test_an_api_server_that_does_not_come_up_is_named():
+    lab("scenario", HEAD, "k8s_api_down")
+    try:
+        ssh(HEAD, "sudo systemctl restart kubelet")
+        check = playbook("k8s_check.yml")
+        assert check.returncode != 0 and "FAIL api 10.10.10.1:6443 api_readyz=None" in check.stdout
+        out = k8s_up("-e", "k8s_cluster_api_timeout=10")
+        assert out.returncode != 0
+        assert "the Kubernetes API does not answer on 10.10.10.1:6443 within 10 s, although kubelet runs on " \
+               "spark-2959" in out.stdout
+    finally:
+        lab("scenario", HEAD, "healthy")
+    assert_ok(k8s_up())
+
+
+def test_settings_that_cannot_change_in_place_are_refused_naming_them():
+    out = k8s_up("-e", "k8s_cluster_pod_cidr=172.20.0.0/16")
+    assert out.returncode != 0
+    assert "pod network 192.168.0.0/16 (k8s_cluster_pod_cidr is 172.20.0.0/16)" in out.stdout
+    assert "do not change in place" in out.stdout
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["k8s_cluster_version=latest"], "k8s_cluster_version 'latest' is not allowed"),
+    (["k8s_cluster_pod_cidr=10.10.0.0/16"], "overlaps the node network 10.10.10.0/24"),
+    (["k8s_cluster_metallb_range=10.59.63.220-10.59.63.200"], "k8s_cluster_metallb_range"),
+    (["k8s_cluster_metallb_range=192.168.86.200-192.168.86.220"], "overlaps k8s_cluster_metallb_range"),
+    (["k8s_cluster_gpu_operator_device_plugin_version=v0.17.3"], "crashes on a GB10"),
+    (["k8s_cluster_node_name=Spark_1"], "k8s_cluster_node_name 'Spark_1' is not allowed"),
+    (["k8s_cluster_api_address=10.10.10.1;reboot"], "k8s_cluster_api_address '10.10.10.1;reboot' is not allowed"),
+    (['{"k8s_cluster_artifacts": {"calico_operator": {"version": "v3.29.7", "url": "http://x/y", "sha256": "x"}}}'],
+     "k8s_cluster_artifacts.calico_operator.sha256 'x' is not allowed"),
+])
+def test_hostile_or_broken_values_are_refused_before_any_host_is_contacted(extra, message):
+    rejected_before_connecting("k8s_up.yml", extra, "k8s_cluster settings rejected", message)
