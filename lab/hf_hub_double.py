@@ -5,8 +5,11 @@ real `hf download` (huggingface_hub 2.x snapshot_download) calls, with the heade
   GET  /api/models/<org>/<name>[/revision/<rev>]       repo info: id, sha, siblings
   GET  /api/models/<org>/<name>/tree/<rev>[/<path>]    file listing (path, size, oid, lfs)
   HEAD/GET /<org>/<name>/resolve/<rev>/<path>          X-Repo-Commit, ETag / X-Linked-Etag, sizes; the bytes
-With --token-file every request must carry `Authorization: Bearer <that token>` (401 otherwise, like a gated repo).
-Each request is appended to --log as one JSON line: method, path, authorized (the token itself is never logged).
+A `Range: bytes=N-` request gets the rest of the file (206 Partial Content), as the Hub's CDN answers a resumed
+download. With --token-file every request must carry `Authorization: Bearer <that token>` (401 otherwise, like a
+gated repo). With --cut-after N, the first --cuts GETs of a weights (LFS) file send N bytes of it and drop the
+connection, as a network failure mid-download does. Each request is appended to --log as one JSON line: method,
+path, authorized (the token itself is never logged), the range's first byte and the bytes sent.
 Prints the port it listens on, then serves until killed.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 import http.server
 import json
 import os
@@ -22,6 +26,7 @@ import threading
 from urllib.parse import unquote, urlsplit
 
 LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
+RANGE = re.compile(r"bytes=(\d+)-$")
 
 
 def listing(repo_dir):
@@ -49,10 +54,19 @@ def commit_of(files):
 class Hub(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address, root, token, log_path):
+    def __init__(self, address, root, token, log_path, cut_after=0, cuts=0):
         super().__init__(address, Handler)
         self.root, self.token, self.log_path = root, token, log_path
+        self.cut_after, self.cuts_left = cut_after, cuts
         self.log_lock = threading.Lock()
+
+    def take_cut(self):
+        """Whether this GET of a weights file is one to drop part-way."""
+        with self.log_lock:
+            if self.cut_after and self.cuts_left > 0:
+                self.cuts_left -= 1
+                return True
+        return False
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -61,15 +75,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         return
 
-    def _record(self, authorized):
+    def _record(self, authorized, **details):
         if self.server.log_path:
             with self.server.log_lock, open(self.server.log_path, "a") as log:
-                log.write(json.dumps({"method": self.command, "path": self.path, "authorized": authorized}) + "\n")
+                log.write(json.dumps(dict(details, method=self.command, path=self.path, authorized=authorized)) + "\n")
 
-    def _send(self, code, body=b"", headers=None, content_type="application/json"):
+    def _send(self, code, body=b"", headers=None, content_type="application/json", length=None):
+        """A response; with length, Content-Length says more than body holds (a cut transfer)."""
         self.send_response(code)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(body) if length is None else length))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
@@ -83,11 +98,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _route(self):
         authorized = not self.server.token or \
             self.headers.get("Authorization", "") == "Bearer " + self.server.token
-        self._record(authorized)
         if not authorized:
+            self._record(authorized)
             return self._send(401, json.dumps({"error": "Invalid credentials in Authorization header"}).encode(),
                               {"X-Error-Code": "GatedRepo"})
         parts = [unquote(p) for p in urlsplit(self.path).path.strip("/").split("/")]
+        if len(parts) >= 5 and parts[2] == "resolve":
+            return self._resolve(parts)
+        self._record(authorized)
         if parts[:2] == ["api", "models"] and len(parts) >= 4:
             repo_dir = self._repo(parts[2], parts[3])
             if repo_dir is None:
@@ -102,22 +120,39 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 prefix = "/".join(parts[6:])
                 chosen = [f for f in files if not prefix or f["path"].startswith(prefix.rstrip("/") + "/")]
                 return self._send(200, json.dumps(chosen).encode())
-        if len(parts) >= 5 and parts[2] == "resolve":
-            repo_dir = self._repo(parts[0], parts[1])
-            path = "/".join(parts[4:])
-            files = dict((f["path"], f) for f in listing(repo_dir)) if repo_dir else {}
-            if path not in files:
-                return self._send(404, b'{"error": "Entry not found"}', {"X-Error-Code": "EntryNotFound"})
-            entry = files[path]
-            with open(os.path.join(repo_dir, path), "rb") as handle:
-                data = handle.read()
-            etag = entry["lfs"]["oid"] if "lfs" in entry else entry["oid"]
-            headers = {"X-Repo-Commit": commit_of(list(files.values())), "ETag": '"%s"' % etag,
-                       "Accept-Ranges": "bytes"}
-            if "lfs" in entry:
-                headers.update({"X-Linked-Etag": '"%s"' % etag, "X-Linked-Size": str(entry["size"])})
-            return self._send(200, data, headers, "application/octet-stream")
         return self._send(404, b'{"error": "not found"}')
+
+    def _resolve(self, parts):
+        """A file's bytes (from the requested range on), or part of them when this GET is one to cut."""
+        repo_dir = self._repo(parts[0], parts[1])
+        path = "/".join(parts[4:])
+        files = dict((f["path"], f) for f in listing(repo_dir)) if repo_dir else {}
+        if path not in files:
+            self._record(True)
+            return self._send(404, b'{"error": "Entry not found"}', {"X-Error-Code": "EntryNotFound"})
+        entry = files[path]
+        with open(os.path.join(repo_dir, path), "rb") as handle:
+            data = handle.read()
+        etag = entry["lfs"]["oid"] if "lfs" in entry else entry["oid"]
+        headers = {"X-Repo-Commit": commit_of(list(files.values())), "ETag": '"%s"' % etag, "Accept-Ranges": "bytes"}
+        if "lfs" in entry:
+            headers.update({"X-Linked-Etag": '"%s"' % etag, "X-Linked-Size": str(entry["size"])})
+        wanted = RANGE.match(self.headers.get("Range", ""))
+        first = int(wanted.group(1)) if wanted else 0
+        code, body = 200, data
+        if wanted and first < len(data):
+            code, body = 206, data[first:]
+            headers["Content-Range"] = "bytes %d-%d/%d" % (first, len(data) - 1, len(data))
+        cut = self.command == "GET" and "lfs" in entry and self.server.take_cut()
+        sent = min(len(body), self.server.cut_after) if cut else (0 if self.command == "HEAD" else len(body))
+        self._record(True, range=self.headers.get("Range"), range_start=first, sent=sent, cut=cut)
+        if not cut:
+            return self._send(code, body, headers, "application/octet-stream")
+        self._send(code, body[:sent], headers, "application/octet-stream", length=len(body))
+        self.wfile.flush()
+        self.close_connection = True
+        self.connection.shutdown(2)  # the client sees the connection drop before Content-Length bytes
+        return None
 
     do_GET = _route  # noqa: N815 (http.server's naming)
     do_HEAD = _route  # noqa: N815
@@ -130,9 +165,11 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token-file")
     parser.add_argument("--log")
+    parser.add_argument("--cut-after", type=int, default=0, help="bytes of a weights file sent before a cut")
+    parser.add_argument("--cuts", type=int, default=0, help="how many weights-file GETs are cut")
     args = parser.parse_args()
     token = open(args.token_file).read().strip() if args.token_file else ""
-    server = Hub((args.bind, args.port), os.path.abspath(args.root), token, args.log)
+    server = Hub((args.bind, args.port), os.path.abspath(args.root), token, args.log, args.cut_after, args.cuts)
     print(server.server_address[1], flush=True)
     try:
         server.serve_forever()

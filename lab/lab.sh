@@ -2,7 +2,7 @@
 # The lab: two simulated DGX Sparks (spark-2959 head, spark-ba63 worker) as privileged podman containers
 # with systemd, sshd, sudo, their own dockerd, a management network and the two fabric twins (MTU 9000,
 # real interface names, one subnet each).
-#   lab.sh up | down | status | engine | trtllm | shell NODE | scenario NODE SCENARIO
+#   lab.sh up | down | status | engine | trtllm | reboot | shell NODE | scenario NODE SCENARIO
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -171,6 +171,20 @@ cmd_up() {
   log "up in $((SECONDS - start)) s: ssh -i $ssh_key spark@${mgmt_ip[spark-2959]} (spark-2959), spark@${mgmt_ip[spark-ba63]} (spark-ba63)"
 }
 
+# Both nodes restart at once as after a power cut: every process in them ends, systemd boots them again (their disks,
+# the docker volumes, stay). Returns once SSH and docker answer; what the nodes start by themselves is theirs.
+cmd_reboot() {
+  local start=$SECONDS node
+  podman_env
+  close_ssh_masters
+  for node in "${nodes[@]}"; do podman container exists "$(container "$node")" || die "the lab is not up (lab.sh up)"; done
+  for node in "${nodes[@]}"; do podman restart -t 10 "$(container "$node")" >/dev/null & done
+  wait
+  for node in "${nodes[@]}"; do wait_ready "$node"; done
+  ensure_artifact_server
+  log "both nodes restarted in $((SECONDS - start)) s"
+}
+
 # An image archive (cache) loaded into the head's docker once per lab, tagged under the lab's name.
 load_into_head() {
   local archive=$1 image=$2 tag=$3 name
@@ -275,8 +289,9 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   engine) cmd_engine ;;
+  reboot) cmd_reboot ;;
   trtllm) cmd_trtllm ;;
   shell) cmd_shell "${2:-}" ;;
   scenario) cmd_scenario "${2:-}" "${3:-}" ;;
-  *) echo "usage: $0 up|down|status|engine|trtllm|shell NODE|scenario NODE SCENARIO" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|engine|trtllm|reboot|shell NODE|scenario NODE SCENARIO" >&2; exit 2 ;;
 esac

@@ -43,6 +43,11 @@ def serving_reusable(per_host, plan, config):
     return _serving_state.reusable(_parsed(per_host), plan, config)
 
 
+def serving_first_hosts(per_host):
+    """{host: docker inspect records}: the hosts whose serving container starts before the others'."""
+    return _serving_state.first_hosts(_parsed(per_host))
+
+
 def hmac_sha256(body, secret):
     """Hex HMAC-SHA256 of body (the exact bytes sent) with secret: the webhook's X-Spark-Signature value."""
     return hmac.new(to_bytes(secret), to_bytes(body), hashlib.sha256).hexdigest()
@@ -55,6 +60,8 @@ class FilterModule(object):
         return {"serving_entry": serving_entry, "serving_plan": _fit_plan.plan,
                 "serving_config_hash": _serving_state.config_hash, "serving_rank_argv": _engine_argv.rank_argv,
                 "serving_container": _engine_argv.container_name, "trt_build_args": _engine_argv.trt_build_args,
+                "serving_peers": _engine_argv.peers, "serving_first_hosts": serving_first_hosts,
+                "serving_watchdog_rank": _engine_argv.watchdog_rank,
                 "hf_download_argv": _hf_download.hf_download_argv,
                 "serving_node": serving_node, "serving_status": serving_status,
                 "serving_reusable": serving_reusable, "hmac_sha256": hmac_sha256}

@@ -214,3 +214,20 @@ def catalog_entry(catalog, key, overrides=None, engine_root=TRT_ENGINE_ROOT):
             _rule(key, "model", key, "key")
         raise CatalogError("model %r is not in the catalog (known: %s)" % (key, ", ".join(sorted(merged))))
     return validate_entry(key, merged[key], engine_root)
+
+
+def revalidated(key, entry):
+    """An entry as the role hands it on (validated, defaults filled) checked again where it is used: the catalog's
+    rules must give the same entry back, else CatalogError naming the fields that differ or break a rule."""
+    if not isinstance(entry, dict):
+        raise CatalogError("model %s: the entry must be a mapping, got %r" % (key, entry))
+    engine_dir = entry.get("engine_dir")
+    engine_root = engine_dir.rsplit("/", 1)[0] if isinstance(engine_dir, str) and "/" in engine_dir \
+        else TRT_ENGINE_ROOT
+    again = validate_entry(key, dict((name, value) for name, value in entry.items() if name in ENTRY_FIELDS),
+                           engine_root)
+    differs = sorted(name for name in set(again) | set(entry) if again.get(name) != entry.get(name))
+    if differs:
+        raise CatalogError("model %s: the entry's %s differ from what the catalog rules make of it"
+                           % (key, ", ".join(differs)))
+    return again

@@ -9,10 +9,56 @@ run inside the containers are constant text whose inputs arrive as positional pa
 
 from __future__ import annotations
 
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _validate
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._serving_state import SERVING_LABEL
 
 CONTAINER_PREFIX = "dgx-spark-serve-"
 TRTLLM_OPTIONS_MOUNT = "/etc/dgx-spark/extra-llm-api-options.yml"
+
+
+# The run settings a rank's argv is built from, and what each must be where it is used (the serving_container module
+# checks them again there, whatever the role or an extra var put in them).
+SETTING_PATTERNS = {
+    "gpus": (r"^(|all|[0-9]{1,2}|device=[0-9]{1,2}(,[0-9]{1,2})*)$", "'', all, a count or device=N[,N...]"),
+    "shm_size": (r"^([0-9]{1,6}[bkmg]?)?$", "a size such as 16g (empty for the default)"),
+    "ulimit": (r"^[a-z]{2,12}=-?[0-9]{1,12}(:-?[0-9]{1,12})?$", "NAME=soft[:hard], such as memlock=-1"),
+    "config": (r"^[0-9a-f]{16}$", "16 hex digits (serving_config_hash)"),
+    "backend": (r"^(native|ray)$", "native or ray"),
+}
+
+
+def settings_problems(settings):
+    """Every problem of a rank's run settings, named by field and rule (empty when all pass)."""
+    if not isinstance(settings, dict):
+        return ["settings must be a mapping, got %r" % (settings,)]
+    checks = [("settings.addresses[]", settings.get("addresses"), "ipv4"),
+              ("settings.fabric_interface", settings.get("fabric_interface"), "netdev"),
+              ("settings.rdma_devices[]", settings.get("rdma_devices"), "rdma_device"),
+              ("settings.devices[]", settings.get("devices"), "path"),
+              ("settings.master_port", settings.get("master_port"), "unprivileged_port"),
+              ("settings.ray_port", settings.get("ray_port"), "unprivileged_port"),
+              ("settings.ssh_port", settings.get("ssh_port"), "unprivileged_port"),
+              ("settings.distributed_timeout", settings.get("distributed_timeout"), "seconds"),
+              ("settings.model_source", settings.get("model_source"), "path"),
+              ("settings.ssh_dir", settings.get("ssh_dir"), "path"),
+              ("settings.options_file", settings.get("options_file"), "path")]
+    problems = _validate.problems(checks)
+    for field, kind in (("gpus", "gpus"), ("shm_size", "shm_size"), ("config", "config"), ("backend", "backend")):
+        found = _validate.problem("settings.%s" % field, str(settings.get(field, "")), kind, SETTING_PATTERNS)
+        if found:
+            problems.append(found)
+    for index, limit in enumerate(settings.get("ulimits") or []):
+        found = _validate.problem("settings.ulimits[%d]" % index, limit, "ulimit", SETTING_PATTERNS)
+        if found:
+            problems.append(found)
+    tp = settings.get("tp")
+    if isinstance(tp, bool) or not isinstance(tp, int) or not 1 <= tp <= 8:
+        problems.append("settings.tp %r is not allowed: must be an integer 1..8" % (tp,))
+    elif isinstance(settings.get("addresses"), list) and len(settings["addresses"]) < tp:
+        problems.append("settings.addresses has %d address(es) for tp %d" % (len(settings["addresses"]), tp))
+    if not isinstance(settings.get("ipc_host"), bool):
+        problems.append("settings.ipc_host %r is not allowed: must be true or false" % (settings.get("ipc_host"),))
+    return problems
 
 
 def container_name(key, rank):
@@ -23,6 +69,25 @@ def container_name(key, rank):
 # Rank 0 with Ray (vLLM's run_cluster.sh layout): the Ray head, then vLLM as the container's main process, so the
 # container ends when vLLM does. Constant text: the addresses and vLLM's arguments arrive as positional parameters.
 RAY_HEAD_SCRIPT = 'ray start --head --node-ip-address="$1" --port="$2" --disable-usage-stats && shift 2 && exec vllm serve "$@"'
+
+
+def starts_first(entry, rank, settings):
+    """Whether this rank starts before the others: the workers for vLLM native and TensorRT-LLM (the head's mpirun
+    reaches their sshd), the head for Ray (the workers join it)."""
+    ray = entry["engine"] == "vllm" and settings.get("backend") == "ray" and settings["tp"] > 1
+    return (rank == 0) == ray
+
+
+def peers(entry, rank, settings):
+    """address:port of the ranks this one needs listening before it starts (what its unit waits for at boot)."""
+    addresses = settings["addresses"][:settings["tp"]]
+    if settings["tp"] < 2:
+        return []
+    if entry["engine"] == "trtllm":
+        return ["%s:%d" % (address, settings["ssh_port"]) for address in addresses[1:]] if rank == 0 else []
+    if settings.get("backend") == "ray":
+        return ["%s:%d" % (addresses[0], settings["ray_port"])] if rank > 0 else []
+    return []
 
 
 def fabric_env(settings):
@@ -39,7 +104,8 @@ def _container_argv(entry, key, rank, settings, env, volumes):
             "--label", SERVING_LABEL, "--label", "dgx-spark.model=%s" % key,
             "--label", "dgx-spark.config=%s" % settings["config"], "--label", "dgx-spark.rank=%d" % rank,
             "--label", "dgx-spark.ranks=%d" % settings["tp"], "--label", "dgx-spark.port=%d" % entry["port"],
-            "--label", "dgx-spark.served-name=%s" % entry["served_name"], "--network", "host"]
+            "--label", "dgx-spark.served-name=%s" % entry["served_name"],
+            "--label", "dgx-spark.first=%d" % starts_first(entry, rank, settings), "--network", "host"]
     for limit in settings["ulimits"]:
         argv += ["--ulimit", limit]
     argv += ["--ipc", "host"] if settings["ipc_host"] else ["--shm-size", settings["shm_size"] or "16g"]
@@ -162,3 +228,9 @@ def trt_build_args(entry, settings):
                                                                                                        "none")}
     args.update(entry["trtllm_build"])
     return args
+
+
+def watchdog_rank(rank, key, entry, settings):
+    """One rank as the watchdog sees it: {rank, address (fabric), container, local (the head's own), first}."""
+    return {"rank": rank, "address": settings["addresses"][rank], "container": container_name(key, rank),
+            "local": rank == 0, "first": starts_first(entry, rank, settings)}

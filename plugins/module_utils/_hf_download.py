@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 HF_TOKEN_MOUNT = "/run/secrets/hf_token"
+HF_DOWNLOAD_CONTAINER = "dgx-spark-hf-download"  # named, so that a run ends what an interrupted one left running
 # `hf download` (huggingface_hub >= 0.34), else `huggingface-cli download` (older images; NVIDIA's TensorRT-LLM recipe
 # uses it). Constant text; the repository id is $1.
 HF_DOWNLOAD_SCRIPT = ('if command -v hf >/dev/null; then exec hf download "$1"; '
@@ -14,9 +15,11 @@ HF_DOWNLOAD_SCRIPT = ('if command -v hf >/dev/null; then exec hf download "$1"; 
 
 def hf_download_argv(entry, settings):
     """`docker run` argv that downloads entry's Hugging Face repository into the head's cache with the engine image's
-    own CLI (`hf`, else `huggingface-cli`). settings: {cache (host dir), endpoint (a Hub mirror, optional), token_file (host path, optional)}.
+    own CLI (`hf`, else `huggingface-cli`). settings: {cache (host dir), endpoint (a Hub mirror, optional), token_file (host path, optional),
+    name (the container's, default HF_DOWNLOAD_CONTAINER)}.
     The token goes in as a read-only file (HF_TOKEN_PATH): never in argv, never in the container's environment."""
-    argv = ["docker", "run", "--rm", "--network", "host", "-v", "%s:/root/.cache/huggingface/hub" % settings["cache"]]
+    argv = ["docker", "run", "--rm", "--name", settings.get("name") or HF_DOWNLOAD_CONTAINER, "--network", "host",
+            "-v", "%s:/root/.cache/huggingface/hub" % settings["cache"]]
     if settings.get("token_file"):
         argv += ["-v", "%s:%s:ro" % (settings["token_file"], HF_TOKEN_MOUNT), "-e", "HF_TOKEN_PATH=" + HF_TOKEN_MOUNT]
     if settings.get("endpoint"):

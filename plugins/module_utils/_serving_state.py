@@ -16,6 +16,8 @@ import json
 
 # The label every serving container carries (docker ps --filter label=...); the others are dgx-spark.<field>.
 SERVING_LABEL = "dgx-spark.role=serving"
+# A container a launch set aside (stopped, renamed) until the new model answers, to bring back if it does not.
+PARKED = "-previous"
 
 
 def config_hash(entry, plan_result, settings):
@@ -28,14 +30,16 @@ def config_hash(entry, plan_result, settings):
 
 
 def containers(inspect_json):
-    """`docker inspect <containers>` JSON (text; empty when there are none) -> [{name, state, exit_code, labels}]."""
-    if not (inspect_json or "").strip():
-        return []
+    """`docker inspect <containers>` records (its JSON text, empty when there are none, or the parsed list) ->
+    [{name, state, exit_code, labels}]."""
+    records = inspect_json if isinstance(inspect_json, list) else (
+        json.loads(inspect_json) if (inspect_json or "").strip() else [])
     found = []
-    for data in json.loads(inspect_json):
+    for data in records:
         state = data.get("State") or {}
-        found.append({"name": (data.get("Name") or "").lstrip("/"), "state": state.get("Status"),
-                      "exit_code": state.get("ExitCode"), "labels": (data.get("Config") or {}).get("Labels") or {}})
+        name = (data.get("Name") or "").lstrip("/")
+        found.append({"name": name, "state": state.get("Status"), "exit_code": state.get("ExitCode"),
+                      "labels": (data.get("Config") or {}).get("Labels") or {}, "parked": name.endswith(PARKED)})
     return found
 
 
@@ -45,7 +49,7 @@ def reusable(per_host, plan, config):
     per_host: {host: [containers]} from containers()."""
     expected = dict((host, rank) for rank, host in enumerate(plan.get("hosts") or []))
     for host, found in per_host.items():
-        running = [c for c in found if c["state"] == "running"]
+        running = [c for c in found if c["state"] == "running" and not c["parked"]]
         if host not in expected:
             if running:
                 return False
@@ -74,7 +78,10 @@ def status(per_host, probe=None, unreachable=None):
     """
     probe = probe or {}
     unreachable = sorted(unreachable or [])
-    placed = [dict(c, host=host) for host in sorted(per_host) if host not in unreachable for c in per_host[host]]
+    placed = [dict(c, host=host) for host in sorted(per_host) if host not in unreachable for c in per_host[host]
+              if not c["parked"]]
+    parked = ["%s on %s" % (c["name"], host) for host in sorted(per_host) if host not in unreachable
+              for c in per_host[host] if c["parked"]]
     blind = ["%s is unreachable: its containers could not be checked" % host for host in unreachable]
     if not placed:
         return {"state": "unknown" if blind else "stopped", "model": None, "config": None, "served_name": None,
@@ -112,5 +119,14 @@ def status(per_host, probe=None, unreachable=None):
               "config": configs[0] if len(configs) == 1 else None, "served_name": first.get("dgx-spark.served-name"),
               "port": _int_label(first, "dgx-spark.port", None), "ranks": ranks, "problems": problems}
     result["report"] = (["%(model)s (config %(config)s, served as %(served_name)s on port %(port)s): %(state)s" % result]
-                        + ["rank %(rank)d on %(host)s: %(name)s %(state)s" % rank for rank in ranks] + problems)
+                        + ["rank %(rank)d on %(host)s: %(name)s %(state)s" % rank for rank in ranks] + problems
+                        + (["set aside by a launch that has not ended (kept to bring back): %s" % ", ".join(parked)]
+                           if parked else []))
     return result
+
+
+def first_hosts(per_host):
+    """The hosts whose serving container starts before the others' (label dgx-spark.first=1): where a switch that
+    fails brings the previous model back first. per_host: {host: [containers]} from containers()."""
+    return sorted(host for host, found in per_host.items()
+                  if any(c["labels"].get("dgx-spark.first") == "1" for c in found))

@@ -125,6 +125,9 @@ notes:
   - The stream is the only transport. Without a registry between the nodes, C(skopeo) can only copy from the
     source's docker daemon (its socket forwarded over SSH) to the destination's, which sends every layer and was
     measured slower than the stream (docs/benchmarks.md).
+  - A copy interrupted on the controller (Ctrl-C, a dropped connection) runs on until its O(timeout); the next copy
+    into the same node ends it (its listener, C(docker load), SSH to the source) before it starts, and reports that
+    in RV(ended_leftover).
 """
 
 EXAMPLES = r"""
@@ -143,6 +146,21 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+ended_leftover:
+  description: An interrupted earlier copy into this node that was still running and was ended first.
+  returned: when there was one
+  type: dict
+  contains:
+    pid:
+      description: The earlier module's process id.
+      type: int
+    since:
+      description: When it started (UTC).
+      type: str
+    processes:
+      description: The process ids ended.
+      type: list
+      elements: int
 transferred:
   description: Whether the image crossed the wire.
   returned: always
@@ -208,7 +226,7 @@ import json
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _image_stream, _progress_file, _validate
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _image_stream, _leftover, _progress_file, _validate
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._image_stream import chain_ids, hex_of
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._ssh_share import shared_connection
@@ -266,6 +284,7 @@ def layers_to_leave_out(source_layers, held_chains):
 
 
 CONTAINERD_STORE = "io.containerd.snapshotter.v1"
+LEFTOVER_NAME = "p2p_image_copy"  # one copy into a node at a time
 
 
 class ImageCopy:
@@ -394,6 +413,18 @@ class ImageCopy:
 
     def execute(self):
         self.validate()
+        # an interrupted earlier copy into this node (its listener, docker load, ssh) ends before anything is compared
+        ended = None if self.module.check_mode else _leftover.claim(LEFTOVER_NAME)
+        try:
+            result = self.compare_and_copy()
+        finally:
+            if not self.module.check_mode:
+                _leftover.release(LEFTOVER_NAME)
+        if ended:
+            result["ended_leftover"] = ended
+        return result
+
+    def compare_and_copy(self):
         source = self.source_identity()
         dest = self.local_identity()
         same, compared_by = comparison(source, dest)

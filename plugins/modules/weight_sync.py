@@ -21,6 +21,8 @@ description:
     a missing or short file fails the task naming it. In check mode the same check runs when nothing would be sent.
   - rsync's quick check skips unchanged files, so a re-sync of an unchanged model sends almost nothing and reports
     C(changed=false).
+  - A sync interrupted on the controller (Ctrl-C, a dropped connection) runs on until its O(timeout); the next sync
+    of the same weights to the same destination ends it before it starts, and reports that in RV(ended_leftover).
 author:
   - DGX Spark cluster maintainers (@dgx-spark-cluster)
 options:
@@ -92,6 +94,22 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+ended_leftover:
+  description: An interrupted earlier sync of the same weights to the same destination that was still running and
+    was ended first (its rsyncs and their SSH).
+  returned: when there was one
+  type: dict
+  contains:
+    pid:
+      description: The earlier module's process id.
+      type: int
+    since:
+      description: When it started (UTC).
+      type: str
+    processes:
+      description: The process ids ended.
+      type: list
+      elements: int
 bytes_sent:
   description: Bytes rsync sent (file data and protocol).
   returned: always
@@ -123,13 +141,14 @@ paths:
   type: int
 """
 
+import hashlib
 import json
 import os
 import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _progress_file, _rsync_progress, _validate, _weights
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _leftover, _progress_file, _rsync_progress, _validate, _weights
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._ssh_share import shared_connection
 
@@ -199,6 +218,9 @@ def main():
             argvs.append([rsync] + options + ["-a", "--stats", "--mkpath", "--files-from=" + listing, "-e", ssh_command,
                                               source_root + "/", "%s:%s/" % (target, dest_root)])
         stages = [argvs[:1]] + ([argvs[1:]] if len(argvs) > 1 else [])
+        # an interrupted earlier sync of the same weights to the same place (its rsyncs and their ssh) ends first
+        leftover_name = "weight_sync-" + hashlib.sha256(("%s:%s/%s" % (target, dest_root, top)).encode()).hexdigest()[:16]
+        ended = None if module.check_mode else _leftover.claim(leftover_name)
         start = time.monotonic()
         try:
             rc, out, err = runner.run([runner.which("python3", "install python3"), "-"], binary_data=True,
@@ -207,6 +229,8 @@ def main():
         finally:
             if params["progress_file"]:
                 _progress_file.remove(params["progress_file"])
+            if not module.check_mode:
+                _leftover.release(leftover_name)
         seconds = round(time.monotonic() - start, 3)
     if rc != 0:
         runner.fail("rsync to %s:%s failed (rc=%s); a retry resumes where it stopped" % (target, dest_root, rc),
@@ -216,6 +240,8 @@ def main():
               "file_bytes": file_bytes, "streams": len(stages[-1]),
               "seconds": seconds, "paths": len(paths), "source": os.path.join(root, top),
               "destination": "%s:%s" % (target, os.path.join(dest_root, top))}
+    if ended:
+        result["ended_leftover"] = ended
     if not module.check_mode or not transferred:  # read-only: check mode checks a destination that needs nothing
         checker = "%s\nimport json\nprint(json.dumps(check_files(%r, json.loads(%r))))\n" % (
             _weights_source(), dest_root, json.dumps(files))

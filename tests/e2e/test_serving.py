@@ -3,14 +3,9 @@ worker rank, hostile input, stop."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import http.server
 import json
-import subprocess
-import sys
-import threading
 import time
 
 import pytest
@@ -19,6 +14,10 @@ from labkit import ROOT, ansible_env, lab, playbook, recap, rejected_before_conn
 COMPLETION = ("curl -sf --max-time 120 http://127.0.0.1:8000/v1/completions -H 'Content-Type: application/json' "
               "-d '{\"model\": \"tiny-llama\", \"prompt\": \"The DGX Spark\", \"max_tokens\": 8, \"temperature\": 0}'")
 TEXTS = {}
+# a second TP=2 model on the same ranks (its rank-1 containers are killed on purpose)
+DOOMED = {"local_path": "/home/spark/models/tiny-llama", "image": "dgx-spark-lab/vllm:cpu", "params_b": 0.01,
+          "dtype": "float32", "tp": 2, "max_model_len": 512, "served_name": "tiny-llama", "port": 8000,
+          "env": {"TORCHDYNAMO_DISABLE": "1"}, "extra_args": ["--enforce-eager", "--kv-cache-memory-bytes", "64M"]}
 
 
 def serving(node):
@@ -65,33 +64,11 @@ def test_relaunch_of_the_same_configuration_changes_nothing():
     assert serving("spark-2959") == before
 
 
-class Hook(http.server.BaseHTTPRequestHandler):
-    received = []
-
-    def do_POST(self):  # noqa: N802 (http.server's naming)
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        Hook.received.append((body, self.headers.get("X-Spark-Signature")))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        return
-
-
-@pytest.fixture
-def webhook():
-    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    Hook.received = []
-    yield "http://127.0.0.1:%d/hook" % server.server_port
-    server.shutdown()
-
-
 def test_completion_webhook_is_signed_and_the_secret_stays_out_of_the_output(webhook):
-    out = playbook("launch_model.yml", "-e", "model=lab-tiny-llama", "-e", "model_serving_webhook_url=" + webhook,
+    out = playbook("launch_model.yml", "-e", "model=lab-tiny-llama", "-e", "model_serving_webhook_url=" + webhook.url,
                    "-e", "model_serving_webhook_secret=s3cret-hook-key")
     assert out.returncode == 0, out.stdout[-3000:]
-    [(body, signature)] = Hook.received
+    [(body, signature)] = webhook.received
     assert signature == "sha256=" + hmac.new(b"s3cret-hook-key", body, hashlib.sha256).hexdigest()
     event = json.loads(body)
     assert (event["event"], event["model"], event["mode"], event["tp"]) == ("launch_complete", "lab-tiny-llama",
@@ -102,16 +79,17 @@ def test_completion_webhook_is_signed_and_the_secret_stays_out_of_the_output(web
 def test_failure_webhook_carries_the_reason(webhook):
     entry = {"local_path": "/home/spark/models/tiny-llama", "image": "dgx-spark-lab/vllm:cpu", "params_b": 1000,
              "dtype": "float32"}
-    out = playbook("launch_model.yml", "-e", "model=too-big", "-e", "model_serving_webhook_url=" + webhook,
+    out = playbook("launch_model.yml", "-e", "model=too-big", "-e", "model_serving_webhook_url=" + webhook.url,
                    "-e", json.dumps({"model_serving_catalog": {"too-big": entry}}))
     assert out.returncode != 0 and "does not fit" in out.stdout
-    [(body, signature)] = Hook.received
+    [(body, signature)] = webhook.received
     event = json.loads(body)
     assert event["event"] == "launch_failed" and "does not fit" in event["message"] and signature is None
 
 
 def test_a_held_swap_lock_fails_fast_naming_the_holder():
-    held = {"holder": "carol@awx-job-42", "model": "gpt-oss-120b", "token": "theirs", "since": time.time(), "ttl": 600}
+    held = {"holder": "carol@awx-job-42", "model": "gpt-oss-120b", "token": "theirs", "since": time.time(),
+            "expires": time.time() + 600, "ttl": 600}
     ssh("spark-2959", "echo '%s' | sudo tee /var/lib/dgx-spark/serving.lock >/dev/null" % json.dumps(held))
     try:
         before = serving("spark-2959")
@@ -182,54 +160,45 @@ def test_a_hung_worker_whose_container_still_runs_is_broken_for_status_and_relau
     assert "already serving" not in out.stdout and completion_text() == TEXTS["solo"]
 
 
-def test_a_worker_engine_that_never_starts_fails_in_bounded_time_leaving_nothing():
-    # every rank-1 container on the worker is killed as soon as it appears, until the marker file goes
+def test_a_model_whose_worker_never_starts_is_rolled_back_in_bounded_time(webhook):
+    # another model on the same ranks; each of its rank-1 containers is killed as soon as it appears
+    tp2 = serving("spark-2959") + serving("spark-ba63")
     ssh("spark-ba63", "touch /tmp/kill-rank1; nohup sh -c 'while [ -e /tmp/kill-rank1 ]; do docker ps -q --filter "
-                      "name=-r1 | xargs -r docker kill >/dev/null 2>&1; sleep 0.3; done' >/dev/null 2>&1 &")
+                      "name=lab-doomed-r1 | xargs -r docker kill >/dev/null 2>&1; sleep 0.3; done' >/dev/null 2>&1 &")
     try:
         start = time.monotonic()
-        out = playbook("launch_model.yml", "-e", "model=lab-tiny-llama-tp2", "-e", "model_serving_distributed_timeout=40")
+        out = playbook("launch_model.yml", "-e", "model=lab-doomed", "-e", "model_serving_distributed_timeout=40",
+                       "-e", "model_serving_webhook_url=" + webhook.url,
+                       "-e", json.dumps({"model_serving_catalog": {"lab-doomed": DOOMED}}))
         took = time.monotonic() - start
     finally:
         ssh("spark-ba63", "rm -f /tmp/kill-rank1")
-    assert out.returncode != 0 and took < 240, (took, out.stdout[-3000:])
-    assert "did not become ready on spark-2959 (rank 0)" in out.stdout, out.stdout[-4000:]
-    assert "rank 1 on spark-ba63 is down: container dgx-spark-serve-lab-tiny-llama-tp2-r1 exited (exit code 137)" \
+    assert out.returncode != 0 and took < 300, (took, out.stdout[-3000:])
+    assert "lab-doomed did not become ready on spark-2959 (rank 0)" in out.stdout, out.stdout[-4000:]
+    assert "rank 1 on spark-ba63 is down: container dgx-spark-serve-lab-doomed-r1 exited (exit code 137)" \
         in out.stdout
-    assert serving("spark-2959") == [] and serving("spark-ba63") == []
-    assert ssh("spark-2959", "docker ps -aq --filter label=dgx-spark.role=serving").stdout == ""
+    assert "The previous model lab-tiny-llama-tp2 is back and answers a real completion." in out.stdout
+    assert serving("spark-2959") + serving("spark-ba63") == tp2 and completion_text() == TEXTS["solo"]
+    assert ssh("spark-2959", "docker ps -aq --filter name=lab-doomed").stdout == ""
+    assert ssh("spark-ba63", "systemctl list-units --all --no-legend 'dgx-spark-serving@*doomed*'").stdout == ""
     assert ssh("spark-2959", "sudo test -e /var/lib/dgx-spark/serving.lock", check=False).returncode != 0
-
-
-@pytest.fixture
-def hub(tmp_path):
-    """The lab's Hugging Face Hub double on the management network, serving the tiny model as lab-org/tiny-llama
-    to a client that presents the token; the head's cache entry removed first."""
-    repo = tmp_path / "repos" / "lab-org" / "tiny-llama"
-    repo.mkdir(parents=True)
-    encoded = ssh("spark-2959", "tar -C /home/spark/models/tiny-llama -c . | base64 -w0").stdout
-    subprocess.run(["tar", "-x", "-C", str(repo)], input=base64.b64decode(encoded), check=True)
-    (tmp_path / "token").write_text(HF_TOKEN)
-    log = tmp_path / "requests.jsonl"
-    server = subprocess.Popen([sys.executable, str(ROOT / "lab" / "hf_hub_double.py"), "--root", str(tmp_path / "repos"),
-                               "--bind", "10.59.63.1", "--token-file", str(tmp_path / "token"), "--log", str(log)],
-                              stdout=subprocess.PIPE, text=True)
-    port = server.stdout.readline().strip()
-    ssh("spark-2959", "sudo rm -rf /var/lib/dgx-spark/hf-cache/models--lab-org--tiny-llama")
-    yield "http://10.59.63.1:%s" % port, log
-    server.kill()
+    [(body, _signature)] = webhook.received
+    assert json.loads(body)["event"] == "rolled_back"
 
 
 HF_TOKEN = "hf_labSecretToken0123456789"
 
 
 def test_a_hugging_face_model_is_downloaded_once_on_the_head_with_a_token_that_never_shows(hub):
-    endpoint, log = hub
+    endpoint, log = hub(token=HF_TOKEN)
     args = ("launch_model.yml", "-e", "model=lab-hf-tiny-llama", "-e", "model_serving_hf_endpoint=" + endpoint)
+    before = serving("spark-2959") + serving("spark-ba63")
     wrong = playbook(*args, env={"HF_TOKEN": "hf_notTheRightOne"})
     assert wrong.returncode != 0
-    assert "downloading lab-org/tiny-llama on spark-2959 failed" in wrong.stdout, wrong.stdout[-3000:]
-    assert serving("spark-2959") == [] and "hf_notTheRightOne" not in wrong.stdout + wrong.stderr
+    assert "answered 401 for lab-org/tiny-llama@main: no access" in wrong.stdout, wrong.stdout[-3000:]
+    assert "Nothing was stopped: lab-tiny-llama-tp2 still serves." in wrong.stdout
+    assert serving("spark-2959") + serving("spark-ba63") == before and completion_text() == TEXTS["solo"]
+    assert "hf_notTheRightOne" not in wrong.stdout + wrong.stderr
     out = playbook(*args, "-v", env={"HF_TOKEN": HF_TOKEN})
     assert out.returncode == 0, out.stdout[-4000:]
     assert HF_TOKEN not in out.stdout + out.stderr

@@ -104,7 +104,7 @@ def test_engine_path_builds_once_syncs_the_engine_and_serves_it():
     assert "lab-tiny-llama-trtllm" not in " ".join(serving(HEAD) + serving(WORKER))
 
 
-def test_executor_failure_names_the_recorded_error_and_leaves_nothing():
+def test_executor_failure_names_the_recorded_error_and_brings_the_previous_model_back():
     ssh(HEAD, "rm -rf {m}-unknown-arch && cp -r {m} {m}-unknown-arch && "
               "sed -i 's/LlamaForCausalLM/GptOssForCausalLM/' {m}-unknown-arch/config.json".format(m=MODEL))
     entry = {"local_path": MODEL + "-unknown-arch", "engine": "trtllm", "image": "dgx-spark-lab/trtllm:double",
@@ -115,7 +115,9 @@ def test_executor_failure_names_the_recorded_error_and_leaves_nothing():
     assert out.returncode != 0 and time.monotonic() - start < 300
     assert "TensorRT-LLM errors: Failed to initialize executor on rank 0: Cannot determine model architecture from config" \
         in out.stdout
-    assert serving(HEAD) == [] and serving(WORKER) == []
+    assert "The previous model lab-tiny-llama-trt-engine is back and answers a real completion." in out.stdout
+    assert serving(HEAD) == ["dgx-spark-serve-lab-tiny-llama-trt-engine-r0 running"]
+    assert serving(WORKER) == ["dgx-spark-serve-lab-tiny-llama-trt-engine-r1 running"]
 
 
 def test_solo_runs_trtllm_serve_alone_without_mpirun_or_ssh():

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 
 import pytest
-from labkit import async_job_files, lab, module, module_run, playbook, ssh
+from labkit import ROOT, VENV_BIN, ansible_env, async_job_files, lab, module, module_run, playbook, ssh
 
 CACHE = "/home/spark/.cache/huggingface/hub"
 WORKER_FABRIC = "10.10.10.2"
@@ -128,3 +130,31 @@ def test_large_files_go_over_parallel_streams_and_arrive_whole():
     finally:
         for node in ("spark-2959", "spark-ba63"):
             ssh(node, "rm -rf /home/spark/models/two-shards", check=False)
+
+
+def test_a_sync_interrupted_on_the_controller_is_ended_by_the_next_one():
+    model = "/home/spark/models/interrupted"
+    ssh("spark-2959", "mkdir -p %s && echo '{}' > %s/config.json && head -c 31457280 /dev/urandom "
+                      "> %s/model.safetensors" % (model, model, model))
+    argv = [str(VENV_BIN / "ansible"), "spark-2959", "-m", "dgx_spark.cluster.weight_sync", "-a",
+            json.dumps({"path": model, "dest_host": WORKER_FABRIC, "bwlimit": 2000, "progress_interval": 1})]
+    try:
+        first = subprocess.Popen(argv, cwd=str(ROOT), env=ansible_env(), stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+        for line in first.stdout:  # under way: a progress line
+            if "spark-2959: weights %s -> " % model in line:
+                break
+        first.send_signal(signal.SIGINT)  # Ctrl-C on the controller
+        first.communicate(timeout=60)
+        running = ssh("spark-2959", "pgrep -x rsync || true").stdout.split()
+        assert running, "the interrupted sync was expected to run on (nothing reaches it from the controller)"
+        rc, result = module("spark-2959", "weight_sync", {"path": model, "dest_host": WORKER_FABRIC})
+        assert rc == 0 and result["ended_leftover"]["processes"], result
+        assert set(running) <= set(str(pid) for pid in result["ended_leftover"]["processes"])
+        assert ssh("spark-2959", "pgrep rsync", check=False).stdout == ""
+        assert ssh("spark-2959", "ls ~/.cache/dgx-spark/jobs", check=False).stdout == ""  # its marker went too
+        listing = "cd %s && sha256sum config.json model.safetensors" % model
+        assert ssh("spark-ba63", listing).stdout == ssh("spark-2959", listing).stdout
+    finally:
+        for node in ("spark-2959", "spark-ba63"):
+            ssh(node, "rm -rf %s" % model, check=False)

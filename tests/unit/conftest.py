@@ -44,14 +44,21 @@ def run_module(main, args, monkeypatch):
     from ansible.module_utils import basic
     from ansible.module_utils.testing import patch_module_args
 
+    warned = []  # module.warn()'s, in the result as ansible returns them
+
     def exit_json(self, **kwargs):
         kwargs.setdefault("changed", False)
+        if warned:
+            kwargs["warnings"] = list(warned)
         raise ModuleExit(kwargs, False)
 
     def fail_json(self, msg, **kwargs):
         kwargs["msg"] = msg
+        if warned:
+            kwargs["warnings"] = list(warned)
         raise ModuleExit(kwargs, True)
 
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, warning: warned.append(warning))
     monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
     monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
     with patch_module_args(args):

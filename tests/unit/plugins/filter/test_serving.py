@@ -196,7 +196,7 @@ def test_download_argv_carries_the_token_as_a_mounted_file_only():
     argv = FILTERS["hf_download_argv"](entry(params_b=8), {"cache": "/var/lib/dgx-spark/hf-cache",
                                                            "endpoint": "http://mirror:8080",
                                                            "token_file": "/tmp/ansible.x.hf-token"})
-    assert argv[:3] == ["docker", "run", "--rm"] and argv[-2:] == ["sh", "org/model"]
+    assert argv[:5] == ["docker", "run", "--rm", "--name", "dgx-spark-hf-download"] and argv[-2:] == ["sh", "org/model"]
     assert argv[-5:-3] == ["sh", "-c"] and 'exec hf download "$1"' in argv[-3] and "huggingface-cli download" in argv[-3]
     assert "/tmp/ansible.x.hf-token:/run/secrets/hf_token:ro" in argv and "HF_TOKEN_PATH=/run/secrets/hf_token" in argv
     assert "HF_ENDPOINT=http://mirror:8080" in argv and not [a for a in argv if a.startswith("HF_TOKEN=")]
