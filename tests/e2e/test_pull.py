@@ -65,8 +65,9 @@ def test_a_wrong_key_fails_the_login_and_never_shows():
 
 def test_the_right_key_pulls_and_the_key_is_not_kept():
     out = launch(KEY)
-    # the image is the lab's busybox, not an engine: the launch gets as far as starting the rank
-    assert out.returncode != 0 and "could not be started on spark-2959 in step 'Start the others" in out.stdout
+    # the image is the lab's busybox, not an engine: the launch gets as far as starting the rank, which exits
+    assert out.returncode != 0 and "ngc-image did not become ready on spark-2959 (rank 0)" in out.stdout
+    assert "Nothing served before; every container of the launch was removed" in out.stdout
     assert KEY not in out.stdout + out.stderr
     assert present(HEAD)
     requests = [json.loads(line) for line in ssh(HEAD, "cat /tmp/registry.log").stdout.splitlines()]
