@@ -22,11 +22,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lab"))
-from labkit import playbook, ssh  # noqa: E402
+from labkit import CURL_AUTH, playbook, ssh  # noqa: E402
 
 SOLO, TP2 = "lab-tiny-llama", "lab-tiny-llama-tp2"
 WATCHDOG = {"interval": 10, "failures": 3}
 PROBE = ("curl -s --max-time 5 http://127.0.0.1:8000/v1/completions -H 'Content-Type: application/json' "
+         + CURL_AUTH + " "
          "-d '{\"model\": \"tiny-llama\", \"prompt\": \"The\", \"max_tokens\": 1}'")
 
 

@@ -14,16 +14,19 @@ KEY = Path(os.environ.get("DGX_SPARK_LAB_STATE", Path.home() / ".local/state/dgx
 NODES = {"spark-2959": "10.59.63.11", "spark-ba63": "10.59.63.12"}
 TWINS = {"enp1s0f1np1": ("10.10.10.1", "10.10.10.2"), "enP2p1s0f1np1": ("10.10.11.1", "10.10.11.2")}
 VENV_BIN = ROOT / ".venv" / "bin"
+# The lab endpoint's API key (inventory/lab.yml) and the curl option that sends it.
+API_KEY = "lab-endpoint-key-0123456789abcdef"
+CURL_AUTH = "-H 'Authorization: Bearer %s'" % API_KEY
 
 
 def lab(*args, check=True):
     return subprocess.run([str(LAB)] + list(args), capture_output=True, text=True, check=check, timeout=1800)
 
 
-def ssh(node, command, user="spark", check=True, timeout=60):
+def ssh(node, command, user="spark", check=True, timeout=60, input_text=None):
     argv = ["ssh", "-i", str(KEY), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "%s@%s" % (user, NODES[node]), command]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, input=input_text)
     if check and result.returncode != 0:
         raise AssertionError("%s: %r failed rc=%d\n%s%s" % (node, command, result.returncode, result.stdout,
                                                             result.stderr))

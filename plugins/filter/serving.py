@@ -53,6 +53,13 @@ def hmac_sha256(body, secret):
     return hmac.new(to_bytes(secret), to_bytes(body), hashlib.sha256).hexdigest()
 
 
+def redact(text, secrets):
+    """text with every secret of secrets (the empty and the very short ones aside) replaced by ********."""
+    for secret in sorted((s for s in secrets if isinstance(s, str) and len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, "********")
+    return text
+
+
 class FilterModule(object):
     """dgx_spark.cluster serving filters."""
 
@@ -64,4 +71,4 @@ class FilterModule(object):
                 "serving_watchdog_rank": _engine_argv.watchdog_rank,
                 "hf_download_argv": _hf_download.hf_download_argv,
                 "serving_node": serving_node, "serving_status": serving_status,
-                "serving_reusable": serving_reusable, "hmac_sha256": hmac_sha256}
+                "serving_reusable": serving_reusable, "hmac_sha256": hmac_sha256, "redact": redact}

@@ -28,8 +28,6 @@ TRT_ENGINE_ROOT = "/var/lib/dgx-spark/trt-engines"
 PATTERNS = {
     "key": (r"^[a-z0-9][a-z0-9._-]{0,63}$", "lowercase letters, digits, '._-', at most 64 characters"),
     "hf_repo": _validate.PATTERNS["hf_repo"],
-    "local_path": (r"^/(?!.*/\.\.(/|$))[A-Za-z0-9._/-]{1,255}$",
-                   "an absolute path of letters, digits and '._/-', without '..'"),
     "image": _validate.PATTERNS["image"],
     "served_name": (r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$", "letters, digits and '._/-', at most 128 characters"),
     "env_name": (r"^[A-Z_][A-Z0-9_]{0,63}$", "uppercase letters, digits and '_'"),
@@ -50,7 +48,13 @@ RESERVED_ARGS = {
 }
 # trt_build settings an entry may give (trtllm_build), with their bounds; the rest comes from the entry itself.
 TRTLLM_BUILD_INTS = {"max_batch_size": (1, 4096), "max_num_tokens": (16, 1048576)}
-SECRET_ENV = re.compile(r"(TOKEN|KEY|SECRET|PASSWORD)", re.I)
+# A secret's name: one of these words between underscores (HF_TOKEN, NGC_API_KEY, AWS_SECRET_ACCESS_KEY), not a
+# word that merely starts with one (TOKENIZERS_PARALLELISM).
+SECRET_ENV = re.compile(r"(^|_)(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIALS?|AUTH)(_|$)", re.I)
+# The environment the role gives every rank (the fabric, the rank's address, offline weights): not an entry's to set.
+ROLE_ENV = ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "TP_SOCKET_IFNAME", "UCX_NET_DEVICES",
+            "OMPI_MCA_btl_tcp_if_include", "OMPI_MCA_oob_tcp_if_include", "NCCL_IB_HCA", "VLLM_HOST_IP",
+            "HF_HUB_OFFLINE", "VLLM_API_KEY")
 
 ENTRY_FIELDS = ("hf_repo", "local_path", "engine", "image", "params_b", "dtype", "quantization", "tp", "pp",
                 "max_model_len", "served_name", "port", "extra_args", "env", "kv_cache_gib", "overhead_gib",
@@ -130,7 +134,7 @@ def _validate_trtllm(key, entry, out, engine_root):
         _rule(key, "trtllm_build.gemm_plugin", build["gemm_plugin"], "gemm_plugin")
     out["trtllm_build"] = dict(build)
     if out["trtllm_backend"] == "tensorrt":
-        _rule(key, "engine root", engine_root, "local_path")
+        _rule(key, "engine root", engine_root, "data_dir")
         out["engine_dir"] = "%s/%s" % (engine_root.rstrip("/"), key)
     # trtllm-serve names the model after its argument (it has no served-name option): the repository id, the
     # weights' path or the engine's path, each mounted at the same path in the containers.
@@ -158,13 +162,16 @@ def validate_entry(key, entry, engine_root=TRT_ENGINE_ROOT):
     if "hf_repo" in sources:
         _rule(key, "hf_repo", entry["hf_repo"], "hf_repo")
     else:
-        _rule(key, "local_path", entry["local_path"], "local_path")
+        _rule(key, "local_path", entry["local_path"], "model_dir")
     out["engine"] = entry.get("engine", "vllm")
     if out["engine"] not in ENGINES:
         raise CatalogError("model %s: engine %r is not allowed: must be one of %s"
                            % (key, out["engine"], ", ".join(ENGINES)))
     _rule(key, "image", entry.get("image"), "image")
     params = entry.get("params_b")
+    if params is None:
+        raise CatalogError("model %s: params_b is required: the parameter count in billions (the memory plan needs "
+                           "it)" % key)
     if isinstance(params, bool) or not isinstance(params, (int, float)) or not 0 < params <= 2000:
         raise CatalogError("model %s: params_b %r is not allowed: must be the parameter count in billions, "
                            "0 < params_b <= 2000" % (key, params))
@@ -194,6 +201,9 @@ def validate_entry(key, entry, engine_root=TRT_ENGINE_ROOT):
         if SECRET_ENV.search(name):
             raise CatalogError("model %s: env %s is not allowed: secrets (tokens, keys) never go in the catalog; "
                                "the role passes them from a file or the controller's environment" % (key, name))
+        if name in ROLE_ENV:
+            raise CatalogError("model %s: env %s is not allowed: the role sets it for every rank (from the plan "
+                               "and the inventory)" % (key, name))
         _rule(key, "env %s" % name, str(value), "env_value")
     out["env"] = dict((name, str(value)) for name, value in env.items())
     for field in ("kv_cache_gib", "overhead_gib"):

@@ -18,13 +18,10 @@ TRTLLM_OPTIONS_MOUNT = "/etc/dgx-spark/extra-llm-api-options.yml"
 
 # The run settings a rank's argv is built from, and what each must be where it is used (the serving_container module
 # checks them again there, whatever the role or an extra var put in them).
-SETTING_PATTERNS = {
-    "gpus": (r"^(|all|[0-9]{1,2}|device=[0-9]{1,2}(,[0-9]{1,2})*)$", "'', all, a count or device=N[,N...]"),
-    "shm_size": (r"^([0-9]{1,6}[bkmg]?)?$", "a size such as 16g (empty for the default)"),
-    "ulimit": (r"^[a-z]{2,12}=-?[0-9]{1,12}(:-?[0-9]{1,12})?$", "NAME=soft[:hard], such as memlock=-1"),
+SETTING_PATTERNS = dict(((kind, _validate.PATTERNS[kind]) for kind in ("gpus", "shm_size", "ulimit")), **{
     "config": (r"^[0-9a-f]{16}$", "16 hex digits (serving_config_hash)"),
     "backend": (r"^(native|ray)$", "native or ray"),
-}
+})
 
 
 def settings_problems(settings):
@@ -34,14 +31,16 @@ def settings_problems(settings):
     checks = [("settings.addresses[]", settings.get("addresses"), "ipv4"),
               ("settings.fabric_interface", settings.get("fabric_interface"), "netdev"),
               ("settings.rdma_devices[]", settings.get("rdma_devices"), "rdma_device"),
-              ("settings.devices[]", settings.get("devices"), "path"),
+              ("settings.devices[]", settings.get("devices"), "device"),
               ("settings.master_port", settings.get("master_port"), "unprivileged_port"),
               ("settings.ray_port", settings.get("ray_port"), "unprivileged_port"),
               ("settings.ssh_port", settings.get("ssh_port"), "unprivileged_port"),
               ("settings.distributed_timeout", settings.get("distributed_timeout"), "seconds"),
-              ("settings.model_source", settings.get("model_source"), "path"),
+              ("settings.model_source", settings.get("model_source"), "data_dir"),
               ("settings.ssh_dir", settings.get("ssh_dir"), "path"),
               ("settings.options_file", settings.get("options_file"), "path")]
+    if settings.get("api_key_file"):
+        checks.append(("settings.api_key_file", settings["api_key_file"], "path"))
     problems = _validate.problems(checks)
     for field, kind in (("gpus", "gpus"), ("shm_size", "shm_size"), ("config", "config"), ("backend", "backend")):
         found = _validate.problem("settings.%s" % field, str(settings.get(field, "")), kind, SETTING_PATTERNS)
@@ -128,17 +127,19 @@ def vllm_rank_argv(entry, key, rank, settings):
     --distributed-executor-backend ray`; the other ranks run `ray start --block --address <head>` after it.
     settings: {tp, addresses (fabric IPs, rank order), config, fabric_interface, rdma_devices, gpus, ipc_host,
     shm_size, devices, ulimits, master_port, distributed_timeout, model_source (host path or HF cache dir),
-    backend (native|ray), ray_port}.
+    backend (native|ray), ray_port, api_key_file (rank 0's --env-file holding VLLM_API_KEY, or empty)}.
     """
     tp, addresses = settings["tp"], settings["addresses"]
     env = dict(fabric_env(settings), VLLM_HOST_IP=addresses[rank])
     if entry.get("local_path"):
         volumes, model = ["%s:/model:ro" % entry["local_path"]], "/model"
     else:
-        volumes, model = ["%s:/root/.cache/huggingface/hub" % settings["model_source"]], entry["hf_repo"]
+        volumes, model = ["%s:/root/.cache/huggingface/hub:ro" % settings["model_source"]], entry["hf_repo"]
         env["HF_HUB_OFFLINE"] = "1"
     env.update(entry.get("env", {}))
     argv = _container_argv(entry, key, rank, settings, env, volumes)
+    if rank == 0 and settings.get("api_key_file"):
+        argv += ["--env-file", settings["api_key_file"]]  # VLLM_API_KEY: the key never in an argv
     serve = [model, "--served-model-name", entry["served_name"], "--tensor-parallel-size", str(tp),
              "--max-model-len", str(entry["max_model_len"]), "--dtype", entry["dtype"]]
     # quantization is for the plan: vLLM reads the method from the checkpoint's config
@@ -181,7 +182,7 @@ def trtllm_rank_argv(entry, key, rank, settings):
         volumes.append("%s:%s:ro" % (entry["local_path"], entry["local_path"]))
         source = entry["local_path"]
     else:
-        volumes.append("%s:/root/.cache/huggingface/hub" % settings["model_source"])
+        volumes.append("%s:/root/.cache/huggingface/hub:ro" % settings["model_source"])
         env["HF_HUB_OFFLINE"] = "1"
         source = entry["hf_repo"]
     if entry["trtllm_backend"] == "tensorrt":

@@ -1,16 +1,17 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, dgx_spark.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The image stream of p2p_image_copy: authenticated, framed, checksummed TCP between two nodes.
+"""The image stream of p2p_image_copy: framed TCP between two nodes, authenticated end to end.
 
 Two programs, each a separate process: the receiver (run by the module on the destination with run_command, its
 program on stdin) listens first, then starts the sender on the source over SSH (program and one-time token on SSH's
 stdin, never in an argv). The sender proves the token and streams the image archive in frames: read straight from
 docker's overlay2 layer store when it can (layer_store_archive), else `docker save`; the last frame carries the
-checksum (CRC-32 by default, SHA-256 on request) and length of everything sent, which the receiver compares with
-what it fed to `docker load`. The checksum catches a stream damaged or cut short before docker load finishes; the
-content itself is verified by its digests (docker load checks every layer against the image's diff IDs, the module
-compares the loaded image with the source's), so the default spends no second SHA-256 pass on the layers.
+HMAC-SHA256 (keyed by the token) of everything sent and its length, which the receiver compares with what it fed
+to `docker load` before it lets docker load see the end of the archive: a stream damaged, cut short or altered by
+anyone without the token never loads. The receiver also reads the archive's manifest as it passes
+(ArchiveWatch) and refuses one that would tag anything but the image asked for. A connection that does not open
+with the token (a port scan) is dropped and the receiver keeps listening for its sender until the timeout.
 Layers the destination already holds can be left out of the stream (without_layers): docker's load skips reading
 a layer file whose chain it holds, so those bytes never cross the wire.
 A program is _progress_file's text, this file's text and one call (own_source, program): both import only the
@@ -35,7 +36,6 @@ import tarfile
 import tempfile
 import threading
 import time
-import zlib
 
 if __name__ != "__main__":  # as a program on a node (python3 -, own_source), _progress_file's text came first
     from ansible_collections.dgx_spark.cluster.plugins.module_utils import _progress_file
@@ -43,7 +43,7 @@ if __name__ != "__main__":  # as a program on a node (python3 -, own_source), _p
 
 MAGIC = b"DGXSPARK-IMG1"
 FRAME = struct.Struct("!Q")  # payload length; 0 ends the stream and is followed by the trailer
-TOTAL = struct.Struct("!Q")  # the trailer: the checksum's digest, then the total bytes
+TOTAL = struct.Struct("!Q")  # the trailer: the HMAC of the payload and its length, then the length
 CHUNK = 4 << 20
 TOKEN_BYTES = 32
 COPY_TIMEOUT = 3600  # p2p_image_copy's default timeout, for the module and its action plugin
@@ -110,37 +110,23 @@ class _InBackground:
             raise self.error
 
 
-class _Crc32:
-    """zlib's CRC-32 with hashlib's interface (it releases the GIL too, at a third of SHA-256's cost)."""
-    digest_size = 4
-
-    def __init__(self):
-        self.value = 0
-
-    def update(self, data):
-        self.value = zlib.crc32(data, self.value)
-
-    def digest(self):
-        return struct.pack("!I", self.value)
-
-    def hexdigest(self):
-        return "%08x" % self.value
+def _mac(token):
+    """The stream's authenticator: HMAC-SHA256 keyed by the copy's one-time token (hashlib's SHA-256 releases the
+    GIL, so it runs beside the socket I/O)."""
+    return hmac.new(bytes(token), digestmod=hashlib.sha256)
 
 
-CHECKSUMS = {"crc32": _Crc32, "sha256": hashlib.sha256}
-
-
-def _labelled(name, digest):
-    return "%s:%s" % (name, digest.hexdigest())
+def _labelled(mac):
+    return "hmac-sha256:" + mac.hexdigest()
 
 
 class FrameWriter:
-    """The sending end of a stream: frames what it is given, checksumming and counting it (a file object for
+    """The sending end of a stream: frames what it is given, authenticating and counting it (a file object for
     tarfile)."""
 
-    def __init__(self, conn, checksum):
+    def __init__(self, conn, token):
         self.conn = conn
-        self.digest = CHECKSUMS[checksum]()
+        self.digest = _mac(token)
         self.total = 0
 
     def write(self, data):
@@ -152,6 +138,7 @@ class FrameWriter:
         return len(data)
 
     def finish(self):
+        self.digest.update(TOTAL.pack(self.total))  # the length is authenticated too
         self.conn.sendall(FRAME.pack(0) + self.digest.digest() + TOTAL.pack(self.total))
 
 
@@ -431,14 +418,14 @@ def save_archive(source, skip=(), layers=()):
     return write
 
 
-def send_stream(conn, token, write_archive, source_error=None, checksum="crc32"):
+def send_stream(conn, token, write_archive, source_error=None):
     """Send MAGIC + token, then what write_archive(sink) writes (it returns a report), in frames, then the trailer.
 
-    Returns (bytes, "<checksum>:<hex>", report). source_error() is asked at the end of the source: a message there
+    Returns (bytes, "hmac-sha256:<hex>", report). source_error() is asked at the end of the source: a message there
     means the source failed (for example `docker save` exited non-zero), and no trailer is sent, so the receiver
     cannot take the stream as complete."""
     conn.sendall(MAGIC + token)
-    writer = FrameWriter(conn, checksum)
+    writer = FrameWriter(conn, token)
     try:
         report = write_archive(writer)
     except tarfile.TarError as exc:
@@ -448,22 +435,50 @@ def send_stream(conn, token, write_archive, source_error=None, checksum="crc32")
     if error:
         raise StreamError(error)
     writer.finish()
-    return writer.total, _labelled(checksum, writer.digest), report
+    return writer.total, _labelled(writer.digest), report
 
 
-def receive_stream(conn, token, sink, progress=None, checksum="crc32"):
-    """Check the token, copy frames into sink (a binary file object), verify the trailer.
+def hello_ok(conn, token, timeout=5):
+    """Whether the connection opens with MAGIC + token within timeout seconds (compared in constant time)."""
+    conn.settimeout(timeout)
+    try:
+        hello = _recv_exact(conn, len(MAGIC) + TOKEN_BYTES)
+    except (StreamError, OSError):
+        return False
+    return hello[:len(MAGIC)] == MAGIC and hmac.compare_digest(bytes(hello[len(MAGIC):]), token)
 
-    Returns (bytes, "<checksum>:<hex>")."""
-    hello = _recv_exact(conn, len(MAGIC) + TOKEN_BYTES)
-    if hello[:len(MAGIC)] != MAGIC or not hmac.compare_digest(hello[len(MAGIC):], token):
-        raise StreamError("a connection without the transfer's token was refused (not our sender)")
-    digest, total = CHECKSUMS[checksum](), 0
+
+def accept_sender(listener, token, timeout, sender=None, where="the receiver"):
+    """(connection, refused): the first connection that proves the token; others (a port scan, a stranger) are
+    closed and counted while listening goes on until timeout. A sender process that exits first fails at once."""
+    listener.settimeout(0.25)
+    deadline, refused = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline:
+        try:
+            conn = listener.accept()[0]
+        except socket.timeout:
+            if sender is not None and sender.poll() is not None:
+                raise StreamError("the sender exited (rc=%d) before it connected to %s" % (sender.returncode, where))
+            continue
+        if hello_ok(conn, token, min(5, max(0.5, deadline - time.monotonic()))):
+            return conn, refused
+        conn.close()
+        refused += 1
+    raise StreamError("the sender never connected to %s within %d s%s" % (
+        where, timeout, " (%d connection(s) without the transfer's token were refused)" % refused if refused else ""))
+
+
+def receive_stream(conn, token, sink, progress=None):
+    """Copy frames into sink (a binary file object) from a connection that proved the token (accept_sender);
+    verify the trailer's HMAC and length.
+
+    Returns (bytes, "hmac-sha256:<hex>")."""
+    digest, total = _mac(token), 0
 
     def consume(data):
         digest.update(data)
         sink.write(data)
-    background = _InBackground(consume)  # hash and feed the sink while the next frame arrives
+    background = _InBackground(consume)  # authenticate and feed the sink while the next frame arrives
     try:
         while True:
             (size,) = FRAME.unpack(_recv_exact(conn, FRAME.size))
@@ -481,10 +496,117 @@ def receive_stream(conn, token, sink, progress=None, checksum="crc32"):
     background.close()
     sent_digest = bytes(_recv_exact(conn, digest.digest_size))
     (sent_total,) = TOTAL.unpack(_recv_exact(conn, TOTAL.size))
+    digest.update(TOTAL.pack(sent_total))
     if sent_total != total or not hmac.compare_digest(sent_digest, digest.digest()):
-        raise StreamError("checksum mismatch: sent %d bytes %s:%s, received %d bytes %s (corrupted)"
-                          % (sent_total, checksum, sent_digest.hex(), total, _labelled(checksum, digest)))
-    return total, _labelled(checksum, digest)
+        raise StreamError("the stream does not authenticate: sent %d bytes, received %d, HMAC %s (corrupted, or "
+                          "altered on the way)" % (sent_total, total, "mismatch" if sent_total == total else "n/a"))
+    return total, _labelled(digest)
+
+
+def familiar(reference):
+    """An image reference as docker names it in `docker images` (docker.io/ and library/ dropped)."""
+    for prefix in ("docker.io/", "index.docker.io/"):
+        if reference.startswith(prefix):
+            reference = reference[len(prefix):]
+    return reference[len("library/"):] if reference.startswith("library/") and reference.count("/") == 1 else reference
+
+
+class ArchiveWatch:
+    """Forwards an image archive to sink (docker load's stdin) and reads its tar headers as they pass, keeping the
+    small files that say what docker load will tag (manifest.json, index.json). tag_problem() says whether the
+    archive would tag anything but what was asked for."""
+    KEEP = ("manifest.json", "index.json")
+    LIMIT = 1 << 20
+
+    def __init__(self, sink):
+        self.sink = sink
+        self.header, self.data_left, self.pad_left = bytearray(), 0, 0
+        self.collecting, self.next_name, self.kept, self.ended = None, None, {}, False
+
+    def write(self, data):
+        self.sink.write(data)
+        view, at = memoryview(data), 0
+        while at < len(view) and not self.ended:
+            if self.data_left:
+                take = min(self.data_left, len(view) - at)
+                if self.collecting is not None:
+                    self.collecting[1].extend(view[at:at + take])
+                self.data_left -= take
+                at += take
+                if not self.data_left:
+                    self._member_done()
+            elif self.pad_left:
+                take = min(self.pad_left, len(view) - at)
+                self.pad_left -= take
+                at += take
+            else:
+                take = min(tarfile.BLOCKSIZE - len(self.header), len(view) - at)
+                self.header.extend(view[at:at + take])
+                at += take
+                if len(self.header) == tarfile.BLOCKSIZE:
+                    self._header_done(bytes(self.header))
+                    self.header = bytearray()
+        return len(data)
+
+    def _header_done(self, block):
+        if block.count(0) == tarfile.BLOCKSIZE:
+            self.ended = True  # the archive's end: what follows is padding
+            return
+        try:
+            member = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+        except tarfile.HeaderError as exc:
+            raise StreamError("the image archive has a damaged tar header (%s)" % exc)
+        name, self.next_name = self.next_name or member.name, None
+        name = name[2:] if name.startswith("./") else name
+        meta = member.type in (tarfile.XHDTYPE, tarfile.GNUTYPE_LONGNAME)
+        wanted = meta or (member.isfile() and name in self.KEEP)
+        if wanted and member.size > self.LIMIT:
+            raise StreamError("the image archive's %s is %d bytes: not an image's" % (name, member.size))
+        self.collecting = (member.type if meta else name, bytearray()) if wanted else None
+        self.data_left, self.pad_left = member.size, -member.size % tarfile.BLOCKSIZE
+        if not member.size:
+            self._member_done()
+
+    def _member_done(self):
+        if self.collecting is None:
+            return
+        kind, data = self.collecting
+        self.collecting = None
+        if kind == tarfile.GNUTYPE_LONGNAME:
+            self.next_name = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
+        elif kind == tarfile.XHDTYPE:
+            for record in re.findall(rb"\d+ path=([^\n]*)\n", bytes(data)):
+                self.next_name = record.decode("utf-8", "surrogateescape")
+        else:
+            self.kept[kind] = bytes(data)
+
+    def tags(self):
+        """(tags docker load would set, number of images): from manifest.json, else index.json's names."""
+        try:
+            manifest = json.loads(self.kept["manifest.json"]) if "manifest.json" in self.kept else None
+            index = json.loads(self.kept["index.json"]) if "index.json" in self.kept else None
+        except ValueError:
+            raise StreamError("the image archive's manifest is not JSON")
+        tags, images = [], 0
+        if isinstance(manifest, list):
+            images = len(manifest)
+            tags += [t for entry in manifest if isinstance(entry, dict) for t in entry.get("RepoTags") or []]
+        if isinstance(index, dict):
+            entries = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
+            images = max(images, len(entries))
+            tags += [(m.get("annotations") or {}).get("io.containerd.image.name") for m in entries]
+        return sorted(set(familiar(str(t)) for t in tags if t)), images
+
+    def tag_problem(self, allowed):
+        """None when the archive is whole and holds one image tagged at most with allowed; else what is wrong."""
+        if not self.ended:
+            return "the image archive ended early (no end-of-archive marker): the source's export was cut short"
+        tags, images = self.tags()
+        extra = [t for t in tags if t not in set(familiar(a) for a in allowed)]
+        if images != 1 or extra:
+            return ("the image archive would load %d image(s) tagged %s, not only %s: refused (not what the "
+                    "source was asked for)" % (images, ", ".join(tags) or "nothing", ", ".join(allowed) or "the ID"))
+        return None
 
 
 # The process side: the sender and the receiver run as their own processes on the nodes (program()), never inside
@@ -527,19 +649,6 @@ def _widen_pipe(pipe):
         pass
 
 
-# the sender's connection; a sender that exits first (SSH refused, sudo wants a password) fails at once, not in 60 s
-def _accept_from(listener, sender, where, timeout=60):
-    listener.settimeout(0.25)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            return listener.accept()[0]
-        except socket.timeout:
-            if sender.poll() is not None:
-                raise StreamError("the sender exited (rc=%d) before it connected to %s" % (sender.returncode, where))
-    raise StreamError("the sender never connected to %s within %d s" % (where, timeout))
-
-
 def _fail(message):
     sys.stderr.write(message.rstrip() + "\n")
     raise SystemExit(3)
@@ -567,8 +676,7 @@ def sender_main(params):
         conn = socket.create_connection((params["host"], params["port"]), timeout=params["connect_timeout"])
         conn.settimeout(params["io_timeout"])
         with conn:
-            total, digest, report = send_stream(conn, bytes.fromhex(params["token"]), write_archive, save_error,
-                                                params["checksum"])
+            total, digest, report = send_stream(conn, bytes.fromhex(params["token"]), write_archive, save_error)
             conn.shutdown(socket.SHUT_WR)
             conn.recv(1)  # the receiver closes once it has verified the trailer
     except (OSError, StreamError) as exc:
@@ -585,27 +693,31 @@ def receiver_main(params):
     listener = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((address, params["port"]))
-    listener.listen(1)  # listening before the sender exists: no race, no sleep
+    listener.listen(8)  # listening before the sender exists: no race, no sleep
     port = listener.getsockname()[1]
-    sender_params = dict(params["sender"], host=address, port=port, token=token.hex(), checksum=params["checksum"])
+    sender_params = dict(params["sender"], host=address, port=port, token=token.hex())
     sender = _start(params["ssh_argv"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         with sender.stdin:
             sender.stdin.write(program(params["source"], "sender_main", sender_params).encode())
     except BrokenPipeError:
-        pass  # the sender exited at once: _accept_from says so, with what it printed
+        pass  # the sender exited at once: accept_sender says so, with what it printed
     loader, start = None, time.monotonic()
     try:
         # docker load starts while the sender does (it is killed unloaded if no good stream comes)
         loader = _start([params["docker"], "load"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE)
         _widen_pipe(loader.stdin)
-        conn = _accept_from(listener, sender, "%s:%d" % (address, port))
+        conn, refused = accept_sender(listener, token, min(params["timeout"], 60), sender, "%s:%d" % (address, port))
         conn.settimeout(min(params["timeout"], 300))
+        watch = ArchiveWatch(loader.stdin)
         with conn:  # closed once the trailer is verified: the sender ends while docker load registers the layers
-            total, digest = receive_stream(conn, token, loader.stdin,
-                                           _progress_writer(params.get("progress_file"), params.get("expected"), start),
-                                           params["checksum"])
+            total, digest = receive_stream(conn, token, watch,
+                                           _progress_writer(params.get("progress_file"), params.get("expected"), start))
+        # docker load commits nothing before the archive's end: a wrong archive is refused before it gets there
+        wrong = watch.tag_problem(params["sender"].get("repo_tags") or [])
+        if wrong:
+            raise StreamError(wrong)
         load_out, load_err = loader.communicate(timeout=params["timeout"])  # closes docker load's stdin
         if loader.returncode != 0:
             raise StreamError("docker load failed (rc=%d): %s" % (loader.returncode, _tail(load_err)))
@@ -627,7 +739,7 @@ def receiver_main(params):
     seconds = time.monotonic() - start
     sent = json.loads(sender_out.decode("utf-8", "replace").strip().splitlines()[-1])
     sys.stdout.write(json.dumps({
-        "bytes": total, "checksum": digest, "seconds": round(seconds, 3),
+        "bytes": total, "checksum": digest, "refused_connections": refused, "seconds": round(seconds, 3),
         "throughput_mib_s": round(total / 1048576.0 / max(seconds, 1e-6), 1),
         "docker_load": load_out.decode("utf-8", "replace").strip(), "sender": sent}) + "\n")
 

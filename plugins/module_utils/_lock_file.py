@@ -61,20 +61,26 @@ def remove(path):
 
 
 class Guard(object):
-    """flock on <path>.guard for one read-and-change of the lock."""
+    """flock on <path>.guard for one read-and-change of the lock. create=False (check mode) never makes the guard
+    file: without one, nobody is changing the lock and there is nothing to wait for."""
 
-    def __init__(self, path):
+    def __init__(self, path, create=True):
         self.path = path + ".guard"
+        self.create = create
         self.handle = None
 
     def __enter__(self):
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_NOFOLLOW | (os.O_CREAT if self.create else 0), 0o600)
+        except FileNotFoundError:
+            return self
         self.handle = os.fdopen(fd, "w")
         fcntl.flock(self.handle, fcntl.LOCK_EX)
         return self
 
     def __exit__(self, *exc):
-        self.handle.close()
+        if self.handle is not None:
+            self.handle.close()
 
 
 def describe(lock, now=None):

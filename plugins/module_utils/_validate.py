@@ -53,6 +53,13 @@ PATTERNS = {
     "apt_uri": (r"^(https?|file)://[A-Za-z0-9._~:/@%+-]+/$", "an http(s) or file URI of a package repository, "
                 "ending in /"),
     "duration": (r"^[0-9]{1,6}[smh]$", "a duration such as 90s, 15m or 2h"),
+    "api_key": (r"^[A-Za-z0-9._~+/=-]{16,256}$", "16 to 256 letters, digits and '._~+/=-' (for example the output "
+                "of `openssl rand -hex 32`)"),
+    # docker run's --gpus, --shm-size, --ulimit and --device as the serving role passes them
+    "gpus": (r"^(|all|[0-9]{1,2}|device=[0-9]{1,2}(,[0-9]{1,2})*)$", "'', all, a count or device=N[,N...]"),
+    "shm_size": (r"^([0-9]{1,6}[bkmg]?)?$", "a size such as 16g (empty for the default)"),
+    "ulimit": (r"^[a-z]{2,12}=-?[0-9]{1,12}(:-?[0-9]{1,12})?$", "NAME=soft[:hard], such as memlock=-1"),
+    "device": (r"^/dev(?!.*/\.\.?(/|$))/[A-Za-z0-9._/-]{1,255}$", "a device path under /dev, without '.' or '..'"),
 }
 
 
@@ -88,8 +95,48 @@ def ipv4_range(value):
     return first, last
 
 
+# Directories a model or a cache must never be (copied over a peer's, mounted into an engine, written as root):
+# the system's own and the home directories themselves; nothing below the first group either.
+SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/run", "/sbin", "/sys", "/usr")
+SYSTEM_DIRS = SYSTEM_TREES + ("/", "/home", "/media", "/mnt", "/opt", "/root", "/snap", "/srv", "/tmp", "/var",
+                              "/var/lib", "/var/tmp", "/usr/local")
+PLAIN_PATH = r"^/[A-Za-z0-9._/@+-]{0,1023}$"
+
+
+def _data_dir(value):
+    """A plain absolute path (no '//', '.', '..'; a trailing '/' aside) that is not a system directory, a home
+    directory itself, or below one of the system trees."""
+    path = value.rstrip("/") or "/"
+    if not re.match(PLAIN_PATH, value) or (path != "/" and {"", ".", ".."} & set(path.split("/")[1:])):
+        return False
+    home = re.match(r"^/home/[^/]+$", path) is not None
+    return path not in SYSTEM_DIRS and not home and not any(path.startswith(tree + "/") for tree in SYSTEM_TREES)
+
+
+def _model_dir(value):
+    """A data directory none of whose parts is hidden ('~/.ssh', '~/.config' are not models)."""
+    return _data_dir(value) and not any(part.startswith(".") for part in value.rstrip("/").split("/")[1:])
+
+
+def _secret_url(value):
+    """An https URL, or plain http to this node's own loopback: where a token may be sent."""
+    match = re.match(PATTERNS["url"][0], value) and re.match(r"^(https?)://(?:[^/@]*@)?(\[[^]]*\]|[^/:?#]*)", value)
+    if not match:
+        return False
+    host = match.group(2).strip("[]").lower()
+    return match.group(1) == "https" or host in ("localhost", "::1") or (_ipv4(host) and host.startswith("127."))
+
+
 # kind: (check of a string value, the rule a rejection states); a check may raise ValueError for "no"
 STRING_CHECKS = {
+    "secret_url": (_secret_url, "an https URL, or http to this node's loopback (127.0.0.1, localhost): a token is "
+                                "never sent in clear over a network"),
+    "data_dir": (_data_dir, "a plain absolute path (no '//', '.' or '..' parts) below the system's and the users' "
+                            "own directories, not one of them (not /, /etc, /home, /home/<user>, /root, /var/lib, "
+                            "nor anything under /etc, /usr, /proc, /sys, /dev, /boot, /run, /bin, /sbin, /lib)"),
+    "model_dir": (_model_dir, "a model directory: a plain absolute path without hidden parts below the system's "
+                              "and the users' own directories, not one of them (such as /home/nvidia/models/x or "
+                              "/var/lib/models/x; not /home/nvidia, ~/.ssh or anything under /etc or /usr)"),
     "ipv4": (_ipv4, "an IPv4 address such as 10.10.10.1"),
     "ipv4_interface": (_ipv4_interface, "an IPv4 host address with its prefix length, such as 10.10.10.1/24"),
     "ipv4_host": (lambda value: _ipv4(value.split("/", 1)[0]) and ("/" not in value or _ipv4_interface(value)),
@@ -165,13 +212,32 @@ def problem(field, value, kind, patterns=None):
         return found[0] if found else None
     if _matches(value, kind, patterns):
         return None
+    if value is None:
+        return "%s is required: it must be %s" % (field, patterns[kind][1] if kind in patterns else rule(kind))
     return "%s %r is not allowed: must be %s" % (field, value, patterns[kind][1] if kind in patterns else rule(kind))
+
+
+def _flag_name(flag):
+    """A flag as an argparse-style parser compares it: '-' and '_' alike (vLLM's parser turns one into the other)."""
+    return flag.replace("_", "-")
+
+
+def reserved_flag(flag, reserved):
+    """The reserved option flag would reach, or None. A parser like argparse expands a unique prefix ('--por' is
+    '--port') and vLLM's reads '_' as '-': every prefix of a reserved option, in either spelling, reaches it."""
+    name = _flag_name(flag)
+    for option in reserved:
+        wanted = _flag_name(option)
+        same_kind = name.startswith("--") == wanted.startswith("--")  # '-t' abbreviates '-tp', not '--tensor...'
+        if name.strip("-") and same_kind and wanted.startswith(name):
+            return option
+    return None
 
 
 def extra_args_problem(field, args, reserved, reserved_rule):
     """None when args are `--option`, `--option=value` or a value right after an `--option`, each of safe characters
-    and none in reserved; else the problem, naming field[index] and the rule (reserved_rule says who sets a reserved
-    option)."""
+    and none reaching a reserved option (in another spelling or as a prefix, reserved_flag); else the problem,
+    naming field[index] and the rule (reserved_rule says who sets a reserved option)."""
     if not isinstance(args, list):
         return "%s must be a list of strings, got %r" % (field, args)
     expect_value = False
@@ -181,8 +247,10 @@ def extra_args_problem(field, args, reserved, reserved_rule):
             return "%s %r is not allowed: must be a string" % (where, arg)
         if arg.startswith("-"):
             flag = arg.split("=", 1)[0]
+            reached = reserved_flag(flag, reserved)
+            spelled = "" if reached == flag else " (a parser reads %s as %s)" % (flag, reached)
             found = problem(where, arg, "arg_flag") or (
-                "%s %r is not allowed: %s %s" % (where, arg, flag, reserved_rule) if flag in reserved else None)
+                "%s %r is not allowed: %s %s%s" % (where, arg, reached, reserved_rule, spelled) if reached else None)
             expect_value = "=" not in arg
         elif expect_value:
             found = problem(where, arg, "arg_value")

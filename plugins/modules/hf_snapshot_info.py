@@ -221,12 +221,15 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    problem = _validate.first_problem([("repo", params["repo"], "hf_repo"), ("cache", params["cache"], "path"),
+    problem = _validate.first_problem([("repo", params["repo"], "hf_repo"), ("cache", params["cache"], "data_dir"),
                                        ("endpoint", params["endpoint"], "url")])
     if problem or not REVISION.match(params["revision"]) or ".." in params["revision"]:
         module.fail_json(msg=problem or "revision %r is not allowed: a branch, tag or commit" % params["revision"])
     token = ""
     if params["token_file"]:
+        problem = _validate.problem("endpoint", params["endpoint"], "secret_url")
+        if problem:
+            module.fail_json(msg="the Hugging Face token is not sent there: %s" % problem)
         with open(params["token_file"]) as handle:
             token = handle.read().strip()
     entry_dir = os.path.join(params["cache"], "models--" + params["repo"].replace("/", "--"))

@@ -18,8 +18,12 @@ description:
   - Otherwise it opens a TCP listener on the destination's fabric address, then starts the sender on the source over
     SSH (the program and a one-time token travel on SSH's stdin, never in an argv). The sender proves the token and
     streams the image archive in frames straight into C(docker load) on the destination; the last frame carries the
-    checksum (O(checksum)) and length of the stream, which the destination compares with what it received. The
-    listener exists before the sender starts, so there is no sleep and no race.
+    HMAC-SHA256 of the whole stream, keyed by the one-time token, and its length, which the destination checks
+    before C(docker load) sees the end of the archive. The listener exists before the sender starts, so there is
+    no sleep and no race; a connection that does not open with the token (a port scan, a stranger) is dropped and
+    the listener waits on for the sender until the timeout.
+  - The destination reads the archive's manifest as it passes and refuses an archive that would load more than one
+    image or tag anything but O(image) (an image copied by ID tags nothing), before C(docker load) commits it.
   - The archive is read straight from the source's overlay2 layer store when the sender can read it (as root, see
     O(source_become)). Each layer tar is rebuilt byte for byte from docker's own tar-split record and the layer's
     files, so the first byte leaves at once, where C(docker save) first stages the whole export on disk
@@ -33,11 +37,10 @@ description:
     the file of a layer whose chain it holds, so the sender leaves those files out of the stream. The OCI
     C(docker save) layout (docker 25 and later) names layer files by digest; in the legacy layout the sender knows
     a layer file by its place in the chain, or else hashes it. Should a load without them fail, the copy is redone once with every layer.
-  - The traffic on the fabric is not encrypted; it is authenticated by the token and verified end to end by the
-    image's own digests. C(docker load) checks every layer against the image's diff IDs, and the module compares
-    the loaded image with the source's, inspected over SSH (the image ID, which is the SHA-256 of its config, when
-    both nodes use overlay2). The stream checksum adds a check of the whole stream, so a stream damaged or cut
-    short stops C(docker load) before it tags anything.
+  - The traffic on the fabric is not encrypted (an image is not a secret); it is authenticated end to end by the
+    HMAC trailer and verified by the image's own digests. C(docker load) checks every layer against the image's
+    diff IDs, and the module compares the loaded image with the source's, inspected over SSH (the image ID, which
+    is the SHA-256 of its config, when both nodes use overlay2).
 author:
   - DGX Spark cluster maintainers (@dgx-spark-cluster)
 options:
@@ -92,12 +95,11 @@ options:
     default: false
   checksum:
     description:
-      - The stream's checksum. V(crc32) catches damage and truncation at a third of the CPU of V(sha256), which
-        both ends would otherwise spend on every byte again after docker's own layer digests (measured, 1 GiB on the
-        lab, docs/benchmarks.md). V(sha256) adds a cryptographic digest of the whole stream, manifest included.
+      - Deprecated and without effect; it will be removed in 1.0.0. The stream is always authenticated with
+        HMAC-SHA256 keyed by the copy's one-time token (V(crc32) and V(sha256) were unkeyed checksums).
     type: str
-    choices: [crc32, sha256]
-    default: crc32
+    choices: [hmac-sha256, crc32, sha256]
+    default: hmac-sha256
   skip_present_layers:
     description:
       - Leave out of the stream the layers whose chain the destination already holds (for example the base layers
@@ -192,10 +194,15 @@ throughput_mib_s:
   returned: when transferred
   type: float
 checksum:
-  description: The stream's checksum as verified on both ends, prefixed with its algorithm (O(checksum)).
+  description: The stream's HMAC-SHA256 (keyed by the copy's one-time token) as verified on both ends.
   returned: when transferred
   type: str
-  sample: crc32:9ae0daaf
+  sample: hmac-sha256:4d1c0b6f0e6a3b2e5f8c9d7a1b3c5e7f9a0b2c4d6e8f0a1b3c5d7e9f1a3b5c7d
+refused_connections:
+  description: Connections to the listener that did not prove the token (a port scan), dropped while it waited.
+  returned: when transferred
+  type: int
+  sample: 0
 transport:
   description: The transport used (C(stream)).
   returned: always
@@ -300,6 +307,8 @@ class ImageCopy:
             ("source_user", params["source_user"] or "root", "user"),
             ("listen_address", params["listen_address"] or "0.0.0.0", "host"),
             ("docker", params["docker"], "command")])
+        if not found and params["progress_file"]:
+            found = _progress_file.problem(params["progress_file"])
         if found:
             self.module.fail_json(msg=found)
         if not 0 <= params["port"] <= 65535 or params["timeout"] < 10:
@@ -365,7 +374,6 @@ class ImageCopy:
         source = _image_stream.own_source()
         receiver = _image_stream.program(source, "receiver_main", {
             "listen_address": self.listen_address(), "port": params["port"], "timeout": params["timeout"],
-            "checksum": params["checksum"],
             "docker": docker, "source": source,
             "ssh_argv": self.ssh_argv(*(["sudo", "-n"] if params["source_become"] else []) + ["python3", "-"]),
             "progress_file": params["progress_file"], "expected": None if skip else self.source_size,
@@ -463,13 +471,17 @@ def main():
             docker=dict(type="str", default="docker"),
             skip_present_layers=dict(type="bool", default=True),
             export=dict(type="str", default="auto", choices=["auto", "docker_save"]),
-            checksum=dict(type="str", default="crc32", choices=["crc32", "sha256"]),
+            checksum=dict(type="str", default="hmac-sha256", choices=["hmac-sha256", "crc32", "sha256"]),
             source_become=dict(type="bool", default=False),
             progress_file=dict(type="path"),
             progress_interval=dict(type="float", default=10),
         ),
         supports_check_mode=True,
     )
+    if module.params["checksum"] != "hmac-sha256":
+        module.deprecate("checksum=%s has no effect: the stream is always authenticated with HMAC-SHA256 keyed by "
+                         "the copy's token" % module.params["checksum"], version="1.0.0",
+                         collection_name="dgx_spark.cluster")
     module.exit_json(**ImageCopy(module).execute())
 
 

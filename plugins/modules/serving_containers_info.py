@@ -41,7 +41,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 containers:
-  description: docker's inspect record of each serving container (empty when there is none).
+  description:
+    - docker's inspect record of each serving container (empty when there is none).
+    - The value of every environment variable named like a secret (C(VLLM_API_KEY), C(HF_TOKEN), ...) is replaced
+      by C(********).
   returned: always
   type: list
   elements: dict
@@ -50,8 +53,17 @@ containers:
 import json
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._catalog import SECRET_ENV
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._serving_state import SERVING_LABEL
+
+
+def without_secrets(record):
+    """The inspect record with the values of secret-named environment variables (the API key) hidden."""
+    config = record.get("Config") or {}
+    config["Env"] = [entry if not SECRET_ENV.search(entry.partition("=")[0]) else entry.partition("=")[0] + "=********"
+                     for entry in config.get("Env") or []]
+    return record
 
 
 def main():
@@ -60,7 +72,7 @@ def main():
     docker = runner.which(module.params["docker"], "install docker (DGX OS ships it)")
     ids = runner.check([docker, "ps", "-aq", "--filter", "label=" + SERVING_LABEL], "listing the serving containers").split()
     records = json.loads(runner.check([docker, "inspect"] + ids, "docker inspect")) if ids else []
-    module.exit_json(changed=False, containers=records)
+    module.exit_json(changed=False, containers=[without_secrets(record) for record in records])
 
 
 if __name__ == "__main__":

@@ -164,7 +164,7 @@ def main():
         os.makedirs(directory, 0o755)
     deadline = time.time() + params["wait"]
     while True:
-        with _lock_file.Guard(path):
+        with _lock_file.Guard(path, create=not module.check_mode):
             now = time.time()
             lock, note = _lock_file.read(path)
             warnings = [note] if note else []

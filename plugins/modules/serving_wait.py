@@ -51,6 +51,11 @@ options:
     description: Seconds the one real completion may take (the first request after start-up can be slow).
     type: int
     default: 120
+  api_key_file:
+    description:
+      - The endpoint's API key file on this node (C(VLLM_API_KEY=<key>), as the model_serving role writes it); its
+        key goes as a bearer token with the C(/v1) requests. A missing file means a model served without a key.
+    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -123,7 +128,7 @@ from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _validate
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _api_key, _validate
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
 
 
@@ -143,12 +148,11 @@ def http_status(url):
         return getattr(exc, "code", None)
 
 
-def api_json(url, timeout, body=None):
+def api_json(url, timeout, body=None, key=""):
     """(HTTP status, parsed JSON body or None) of a GET, or of a POST when body is given; (None, None) on no answer."""
     try:
         response = open_url(url, method="POST" if body is not None else "GET", timeout=timeout, validate_certs=False,
-                            data=None if body is None else json.dumps(body),
-                            headers={"Content-Type": "application/json"})
+                            data=None if body is None else json.dumps(body), headers=_api_key.headers(key))
         status, text = response.getcode(), response.read()
     except Exception as exc:  # HTTP errors carry a status and maybe a body
         status = getattr(exc, "code", None)
@@ -159,14 +163,14 @@ def api_json(url, timeout, body=None):
         return status, None
 
 
-def api_problem(base, served_name, completion_timeout):
+def api_problem(base, served_name, completion_timeout, key=""):
     """(None, fields) when /v1/models lists served_name and one real completion answers; else (problem, fields)."""
-    status, listing = api_json(base + "/v1/models", 30)
+    status, listing = api_json(base + "/v1/models", 30, key=key)
     models = [entry.get("id") for entry in (listing or {}).get("data") or [] if isinstance(entry, dict)]
     if status != 200 or served_name not in models:
         return "%s/v1/models lists %s (HTTP %s), not %s" % (base, models, status, served_name), {"models": models}
     status, answer = api_json(base + "/v1/completions", completion_timeout,
-                              {"model": served_name, "prompt": "The DGX Spark", "max_tokens": 8, "temperature": 0})
+                              {"model": served_name, "prompt": "The DGX Spark", "max_tokens": 8, "temperature": 0}, key)
     answer = answer if isinstance(answer, dict) else {}
     tokens = (answer.get("usage") or {}).get("completion_tokens") or 0
     text = "".join(choice.get("text") or "" for choice in answer.get("choices") or [] if isinstance(choice, dict))
@@ -192,6 +196,7 @@ def main():
             log_lines=dict(type="int", default=25),
             served_name=dict(type="str"),
             completion_timeout=dict(type="int", default=120),
+            api_key_file=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -203,6 +208,7 @@ def main():
     base = "%s://%s" % (parts.scheme, parts.netloc)
     runner = CommandRunner(module)
     docker = runner.which("docker", "install Docker (the engine runs in a container)")
+    key = _api_key.read(module.params["api_key_file"]) if module.params["api_key_file"] else ""
     start = time.monotonic()
     deadline = start + module.params["timeout"]
     while True:
@@ -212,7 +218,7 @@ def main():
         if status == 200 and not served_name:
             module.exit_json(changed=False, elapsed=elapsed, state=state, status=status)
         if status == 200:
-            problem, fields = api_problem(base, served_name, module.params["completion_timeout"])
+            problem, fields = api_problem(base, served_name, module.params["completion_timeout"], key)
             elapsed = round(time.monotonic() - start, 1)
             if problem:
                 module.fail_json(msg=problem, elapsed=elapsed, state=state, status=status, **fields)

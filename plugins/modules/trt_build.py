@@ -99,7 +99,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Probes the image and reads the manifest; reports O(ignore:would_build) and the reasons, builds nothing.
+    details: Reads the manifest and the source model only; never runs nor pulls the image (the TensorRT-LLM version
+      is taken as unchanged); reports O(ignore:would_build) and the reasons, builds nothing.
   diff_mode:
     support: full
     details: The manifest before and after.
@@ -184,7 +185,7 @@ class Build:
 
     def validate(self):
         params = self.params
-        checks = [("model_dir", params["model_dir"], "path"), ("engine_dir", params["engine_dir"], "path"),
+        checks = [("model_dir", params["model_dir"], "model_dir"), ("engine_dir", params["engine_dir"], "model_dir"),
                   ("image", params["image"], "image"), ("docker", params["docker"], "command"),
                   ("gemm_plugin", params["gemm_plugin"], "word")]
         if params["converter"]:
@@ -208,7 +209,7 @@ class Build:
                                       "model_dir on this node?" % (path, exc))
 
     def probe(self, tried):
-        argv = [self.docker, "run", "--rm", self.params["image"], "python3", "-c", _trt_build.PROBE] + tried
+        argv = [self.docker, "run", "--rm", "--pull", "never", self.params["image"], "python3", "-c", _trt_build.PROBE] + tried
         out = self.runner.check(argv, "probing %s for the TensorRT-LLM tools" % self.params["image"],
                                 "is the image present on this node?", timeout=300)
         lines = [line for line in out.splitlines() if line.startswith("{")]
@@ -218,7 +219,7 @@ class Build:
 
     def run_step(self, step, inside, workdir, deadline):
         name = "dgx-spark-trt-build-%s-%s" % (os.path.basename(self.params["engine_dir"].rstrip("/")), step)
-        argv = [self.docker, "run", "--rm", "--name", name, "-v", "%s:%s:ro" % (self.params["model_dir"],
+        argv = [self.docker, "run", "--rm", "--pull", "never", "--name", name, "-v", "%s:%s:ro" % (self.params["model_dir"],
                 _trt_build.MODEL_MOUNT), "-v", "%s:%s" % (workdir, _trt_build.WORK_MOUNT)]
         if self.params["gpus"]:
             argv += ["--gpus", self.params["gpus"]]
@@ -235,14 +236,19 @@ class Build:
         self.docker = self.runner.which(params["docker"], "install Docker (the build runs in the TensorRT-LLM image)")
         config_text, config = self.model_config()
         args = _trt_build.build_args(params)
-        try:
-            tried = [params["converter"]] if params["converter"] else _trt_build.candidates(config, args["quantization"])
-            tools = _trt_build.resolve(self.probe(tried), tried, params["converter"])
-        except _trt_build.BuildError as exc:
-            self.module.fail_json(msg=str(exc), build_args=args)
-        wanted = _trt_build.manifest(config_text, args, tools["version"])
         engine_dir = params["engine_dir"].rstrip("/")
         previous, present = self.on_disk(engine_dir)
+        if self.module.check_mode:
+            # The TensorRT-LLM version is only known by running the image, which check mode never does (nor pull
+            # it): the engine on disk is judged by everything else, its version taken as unchanged.
+            tools = {"version": (previous or {}).get("tensorrt_llm_version"), "trtllm_build": None, "converter": None}
+        else:
+            try:
+                tried = [params["converter"]] if params["converter"] else _trt_build.candidates(config, args["quantization"])
+                tools = _trt_build.resolve(self.probe(tried), tried, params["converter"])
+            except _trt_build.BuildError as exc:
+                self.module.fail_json(msg=str(exc), build_args=args)
+        wanted = _trt_build.manifest(config_text, args, tools["version"])
         reasons = _trt_build.reasons_to_build(previous, wanted, present)
         result = {"engine_dir": engine_dir, "build_args": args, "reasons": reasons, "built": False,
                   "tools": {"trtllm_build": tools["trtllm_build"], "converter": tools["converter"]},
@@ -253,7 +259,9 @@ class Build:
                            "after_header": engine_dir + "/" + _trt_build.MANIFEST}}
         if not reasons:
             result.update(changed=False, rank_files=self.sizes(engine_dir, present), diff={},
-                          msg="engine up to date: the manifest matches and every rank's file is there")
+                          msg="engine up to date: the manifest matches and every rank's file is there" +
+                          (" (the image's TensorRT-LLM version is read in a real run, not in check mode)"
+                           if self.module.check_mode else ""))
             self.module.exit_json(**result)
         if self.module.check_mode:
             result.update(changed=True, would_build=True, msg="would build: " + "; ".join(reasons))

@@ -178,8 +178,13 @@ def main():
     runner = CommandRunner(module)
     dest_path = params["dest_path"] or params["path"]
     found = _validate.first_problem([
-        ("path", params["path"], "path"), ("dest_path", dest_path, "path"), ("dest_host", params["dest_host"], "host"),
+        # a Hugging Face cache, else a model's own directory: never /, a system or a home directory itself
+        ("path", params["path"], "data_dir" if params["hf_repo"] else "model_dir"),
+        ("dest_path", dest_path, "data_dir" if params["hf_repo"] else "model_dir"),
+        ("dest_host", params["dest_host"], "host"),
         ("dest_user", params["dest_user"] or "root", "user"), ("hf_repo", params["hf_repo"] or "org/name", "hf_repo")])
+    if not found and params["progress_file"]:
+        found = _progress_file.problem(params["progress_file"])
     if found:
         module.fail_json(msg=found)
     if params["bwlimit"] < 0:

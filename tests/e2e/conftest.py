@@ -1,9 +1,7 @@
 """Lab end-to-end tests: the lab helpers (lab/labkit.py) on the path; the test that takes the lab down runs last,
 whatever file it is in."""
 
-import base64
 import http.server
-import subprocess
 import sys
 import threading
 import types
@@ -24,31 +22,43 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker("lab_teardown") is not None)
 
 
+class HeadFile:
+    """A file on the head, read over SSH (the Hub double's request log)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def read_text(self):
+        return ssh("spark-2959", "cat %s 2>/dev/null || true" % self.path).stdout
+
+
 @pytest.fixture
-def hub(tmp_path):
+def hub():
     """start(token="", cut_after=0, cuts=0) -> (endpoint, request log): the lab's Hugging Face Hub double on the
-    management network, serving the head's tiny model as lab-org/tiny-llama (lab/hf_hub_double.py for the options);
-    the head's cache entry of it removed first."""
-    repo = tmp_path / "repos" / "lab-org" / "tiny-llama"
-    repo.mkdir(parents=True)
-    encoded = ssh("spark-2959", "tar -C /home/spark/models/tiny-llama -c . | base64 -w0").stdout
-    subprocess.run(["tar", "-x", "-C", str(repo)], input=base64.b64decode(encoded), check=True)
-    ssh("spark-2959", "sudo rm -rf /var/lib/dgx-spark/hf-cache/models--lab-org--tiny-llama")
+    head's loopback (a token only ever goes to https or to loopback; the download runs with the head's network),
+    serving the head's tiny model as lab-org/tiny-llama (lab/hf_hub_double.py for the options); the head's cache
+    entry of it removed first."""
+    work = "/tmp/hf-hub-double"
+    ssh("spark-2959", "rm -rf {0} && mkdir -p {0}/repos/lab-org && cp -r /home/spark/models/tiny-llama "
+                      "{0}/repos/lab-org/ && sudo rm -rf /var/lib/dgx-spark/hf-cache/models--lab-org--tiny-llama"
+                      .format(work))
+    ssh("spark-2959", "cat > %s/hf_hub_double.py" % work, input_text=(ROOT / "lab" / "hf_hub_double.py").read_text())
     servers = []
 
     def start(token="", cut_after=0, cuts=0):
-        (tmp_path / "token").write_text(token)
-        log = tmp_path / ("requests-%d.jsonl" % len(servers))
-        argv = [sys.executable, str(ROOT / "lab" / "hf_hub_double.py"), "--root", str(tmp_path / "repos"),
-                "--bind", "10.59.63.1", "--log", str(log), "--cut-after", str(cut_after), "--cuts", str(cuts)]
-        servers.append(subprocess.Popen(argv + (["--token-file", str(tmp_path / "token")] if token else []),
-                                        stdout=subprocess.PIPE, text=True))
-        return "http://10.59.63.1:%s" % servers[-1].stdout.readline().strip(), log
+        index = len(servers)
+        log = "%s/requests-%d.jsonl" % (work, index)
+        ssh("spark-2959", "umask 077; printf %%s '%s' > %s/token" % (token, work))
+        argv = ("python3 {0}/hf_hub_double.py --root {0}/repos --bind 127.0.0.1 --log {1} --cut-after {2} --cuts {3}"
+                "{4}".format(work, log, cut_after, cuts, (" --token-file %s/token" % work) if token else ""))
+        port = ssh("spark-2959", "nohup {0} </dev/null >{1}/port-{2} 2>{1}/err-{2} & echo $! > {1}/pid-{2}; "
+                                 "for i in $(seq 50); do [ -s {1}/port-{2} ] && break; sleep 0.1; done; "
+                                 "head -n 1 {1}/port-{2}".format(argv, work, index)).stdout.strip()
+        servers.append(index)
+        return "http://127.0.0.1:%s" % port, HeadFile(log)
 
     yield start
-    for server in servers:
-        server.kill()
-        server.wait()
+    ssh("spark-2959", "for p in %s/pid-*; do kill $(cat $p) 2>/dev/null; done; rm -rf %s" % (work, work), check=False)
 
 
 @pytest.fixture

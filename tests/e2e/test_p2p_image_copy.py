@@ -60,6 +60,16 @@ TRUNCATING = ("printf '#!/bin/sh\\n[ \"$1\" = save ] && { docker \"$@\" | head -
               "exec docker \"$@\"\\n' | sudo tee /usr/local/bin/docker-truncating >/dev/null "
               "&& sudo chmod 755 /usr/local/bin/docker-truncating")
 
+# docker whose save tags a second name on the image: an archive that would tag more than was asked for
+EXTRA_TAG = ("printf '#!/bin/sh\\n[ \"$1\" = save ] && exec docker save \"$2\" lab/p2p-evil:1\\n"
+             "exec docker \"$@\"\\n' | sudo tee /usr/local/bin/docker-extra-tag >/dev/null "
+             "&& sudo chmod 755 /usr/local/bin/docker-extra-tag")
+# a port scanner on the head: connects to the worker's listener port and hangs up, every 2 ms, for 60 s
+SCANNER = ("nohup python3 -c 'import socket, time\nend = time.time() + 60\nwhile time.time() < end:\n"
+           "    try:\n        socket.create_connection((\"10.10.10.2\", %d), timeout=0.2).close()\n"
+           "    except OSError:\n        pass\n    time.sleep(0.002)' </dev/null >/dev/null 2>&1 & echo $! > /tmp/scanner.pid")
+SCAN_PORT = 47001
+
 
 def image_id(node, image=IMAGE):
     out = ssh(node, "docker image inspect --format '{{.Id}}' %s" % image, check=False)
@@ -90,11 +100,12 @@ def images():
         ssh(node, SLOW)
         ssh(node, REFUSING_ONCE)
         ssh(node, CONFIG_CHANGING)
+        ssh(node, EXTRA_TAG)
     yield
     for node in ("spark-2959", "spark-ba63"):
         ssh(node, "docker image rm -f %s %s %s >/dev/null 2>&1; docker image prune -f >/dev/null; "
                   "sudo rm -f /usr/local/bin/docker-truncating /usr/local/bin/docker-slow /usr/local/bin/docker-refusing-once "
-                  "/usr/local/bin/docker-config-changing "
+                  "/usr/local/bin/docker-config-changing /usr/local/bin/docker-extra-tag "
                   "/tmp/docker-refused" % (IMAGE, IMAGE2, IMAGE3), check=False)
 
 
@@ -103,8 +114,20 @@ def test_a_broken_stream_keeps_the_previous_image():
     assert old and old != image_id("spark-2959")
     rc, result = module("spark-ba63", "p2p_image_copy",
                         {"image": IMAGE, "source_host": HEAD_FABRIC, "docker": "docker-truncating"})
-    assert rc != 0 and "docker load failed" in result["msg"] and "Retry the task" in result["msg"], result
+    assert rc != 0 and "the image archive ended early" in result["msg"] and "Retry the task" in result["msg"], result
     assert image_id("spark-ba63") == old
+
+
+def test_an_archive_that_tags_another_image_is_refused_before_it_loads():
+    old = image_id("spark-ba63")
+    ssh("spark-2959", "docker tag %s lab/p2p-evil:1" % IMAGE)
+    try:
+        rc, result = module("spark-ba63", "p2p_image_copy",
+                            {"image": IMAGE, "source_host": HEAD_FABRIC, "docker": "docker-extra-tag"})
+    finally:
+        ssh("spark-2959", "docker image rm lab/p2p-evil:1 >/dev/null")
+    assert rc != 0 and "tagged lab/p2p-evil:1, lab/p2p-test:1, not only lab/p2p-test:1" in result["msg"], result
+    assert image_id("spark-ba63") == old and image_id("spark-ba63", "lab/p2p-evil:1") is None
 
 
 def test_check_mode_reports_without_copying():
@@ -113,11 +136,18 @@ def test_check_mode_reports_without_copying():
     assert image_id("spark-ba63") != image_id("spark-2959")
 
 
-def test_copy_then_nothing_to_do():
-    rc, result = module("spark-ba63", "p2p_image_copy", {"image": IMAGE, "source_host": HEAD_FABRIC})
+def test_copy_then_nothing_to_do_with_a_port_scan_going_on():
+    ssh("spark-2959", SCANNER % SCAN_PORT)
+    try:
+        rc, result = module("spark-ba63", "p2p_image_copy", {"image": IMAGE, "source_host": HEAD_FABRIC,
+                                                             "port": SCAN_PORT})
+    finally:
+        ssh("spark-2959", "kill $(cat /tmp/scanner.pid) 2>/dev/null; rm -f /tmp/scanner.pid", check=False)
     assert rc == 0 and result["changed"] is True and result["transferred"] is True, result
+    # the scanner's connections came first and were dropped; the listener went on waiting for its sender
+    assert result["refused_connections"] >= 1, result
     assert result["bytes"] > 48 << 20 and result["throughput_mib_s"] > 0
-    assert re.match(r"^crc32:[0-9a-f]{8}$", result["checksum"]), result  # the default, verified on both ends
+    assert re.match(r"^hmac-sha256:[0-9a-f]{64}$", result["checksum"]), result  # keyed by the token, both ends
     assert image_id("spark-ba63") == image_id("spark-2959") == result["dest_id_after"]
     after_copy = fabric_ssh_connections()
     rc, again = module("spark-ba63", "p2p_image_copy", {"image": IMAGE, "source_host": HEAD_FABRIC})
@@ -192,13 +222,13 @@ def test_the_sender_reads_the_head_s_layer_store_as_root():
                       "| docker build -q --network host -t %s - >/dev/null" % (IMAGE, IMAGE3))
     listing = "docker run --rm %s sh -c 'ls -R / | grep -c blob; cat /d/hard /d/sub/new; ls /d/sub; readlink /d/sym'"
     expected = ssh("spark-2959", listing % IMAGE3, check=False).stdout
-    for skip_present_layers, checksum in ((True, "crc32"), (False, "sha256")):
+    for skip_present_layers in (True, False):
         ssh("spark-ba63", "docker image rm -f %s >/dev/null 2>&1" % IMAGE3, check=False)
         rc, result = module("spark-ba63", "p2p_image_copy", {"image": IMAGE3, "source_host": HEAD_FABRIC,
-                                                             "source_become": True, "checksum": checksum,
+                                                             "source_become": True,
                                                              "skip_present_layers": skip_present_layers})
         assert rc == 0 and result["export"] == "layer store" and result["layers_hashed"] == 0, result
-        assert re.match(r"^%s:[0-9a-f]{%d}$" % (checksum, 8 if checksum == "crc32" else 64), result["checksum"])
+        assert re.match(r"^hmac-sha256:[0-9a-f]{64}$", result["checksum"])
         # docker load checked each rebuilt layer tar against the image's diff IDs: the same image ID
         assert image_id("spark-ba63", IMAGE3) == image_id("spark-2959", IMAGE3) == result["dest_id_after"]
         assert ssh("spark-ba63", listing % IMAGE3, check=False).stdout == expected == "0\na\nn\nnew\n/d/a\n"

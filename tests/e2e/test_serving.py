@@ -6,12 +6,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import time
+import urllib.request
 
 import pytest
-from labkit import ROOT, ansible_env, lab, playbook, recap, rejected_before_connecting, ssh
+from labkit import API_KEY, CURL_AUTH, ROOT, ansible_env, lab, playbook, recap, rejected_before_connecting, ssh
 
 COMPLETION = ("curl -sf --max-time 120 http://127.0.0.1:8000/v1/completions -H 'Content-Type: application/json' "
+              + CURL_AUTH + " "
               "-d '{\"model\": \"tiny-llama\", \"prompt\": \"The DGX Spark\", \"max_tokens\": 8, \"temperature\": 0}'")
 TEXTS = {}
 # a second TP=2 model on the same ranks (its rank-1 containers are killed on purpose)
@@ -64,6 +67,29 @@ def test_relaunch_of_the_same_configuration_changes_nothing():
     assert serving("spark-2959") == before
 
 
+def test_the_endpoint_refuses_a_request_without_the_key_and_the_key_never_shows():
+    without = ssh("spark-2959", "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/v1/models").stdout
+    wrong = ssh("spark-2959", "curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' "
+                              "http://127.0.0.1:8000/v1/models").stdout
+    assert (without, wrong) == ("401", "401")
+    assert completion_text()  # with the key (COMPLETION sends it)
+    # the key reached rank 0 through a 0600 file, not its argv; the probes and the status playbook use it
+    assert API_KEY not in ssh("spark-2959", "docker inspect --format '{{json .Args}} {{json .Path}}' "
+                                            "dgx-spark-serve-lab-tiny-llama-r0").stdout
+    assert ssh("spark-2959", "sudo stat -c '%a' /var/lib/dgx-spark/serving/api-key.env").stdout.strip() == "600"
+    status = playbook("model_status.yml", "-v")
+    assert status.returncode == 0 and API_KEY not in status.stdout + status.stderr, status.stdout[-2000:]
+
+
+def test_without_a_key_an_endpoint_on_an_untrusted_lan_is_refused_before_any_connection():
+    untrusted = json.dumps({"model_serving_api_key": "", "model_serving_lan_trusted": False})
+    rejected_before_connecting("launch_model.yml", ["model=lab-tiny-llama", untrusted],
+                               "An API key is required: the endpoint listens on every address of the head")
+    internal = json.dumps({"_model_serving_entry": {"image": "evil", "local_path": "/"}})
+    rejected_before_connecting("launch_model.yml", ["model=lab-tiny-llama", internal],
+                               "_model_serving_entry: variables starting with _model_serving_ belong to the role")
+
+
 def test_completion_webhook_is_signed_and_the_secret_stays_out_of_the_output(webhook):
     out = playbook("launch_model.yml", "-e", "model=lab-tiny-llama", "-e", "model_serving_webhook_url=" + webhook.url,
                    "-e", "model_serving_webhook_secret=s3cret-hook-key")
@@ -109,6 +135,42 @@ def test_swap_to_tensor_parallel_over_both_nodes_gives_the_same_greedy_text():
     assert [n.split()[0] for n in serving("spark-2959")] == ["dgx-spark-serve-lab-tiny-llama-tp2-r0"]
     assert [n.split()[0] for n in serving("spark-ba63")] == ["dgx-spark-serve-lab-tiny-llama-tp2-r1"]
     assert completion_text() == TEXTS["solo"]
+
+
+# every TCP listener of a process in a docker container on the node: "<address>:<port>"
+CONTAINER_LISTENERS = r"""sudo ss -Hltnp | while read -r _s _r _q local _peer users; do
+  for pid in $(echo "$users" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+    grep -q docker /proc/$pid/cgroup 2>/dev/null && echo "$local"
+  done
+done | sort -u"""
+
+
+def reaches(address, port):
+    """Whether a TCP connection from this machine (on the lab's LAN) to address:port opens within 3 s."""
+    try:
+        socket.create_connection((address, port), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_the_engines_internal_ports_answer_the_fabric_only():
+    # with TP=2 serving: the API listens on every address (clients are on the LAN); every other port of the engine
+    # is on the node's fabric address, except torch's rendezvous (29501), which torch binds to every address ...
+    for node, fabric in (("spark-2959", "10.10.10.1"), ("spark-ba63", "10.10.10.2")):
+        listeners = ssh(node, CONTAINER_LISTENERS).stdout.split()
+        assert listeners, node
+        elsewhere = [a for a in listeners if not a.startswith(fabric + ":") and not a.startswith("127.0.0.1:")]
+        assert set(elsewhere) <= {"0.0.0.0:8000", "*:29501"}, (node, elsewhere)
+    # ... so the role's firewall keeps it off the LAN: from here (the LAN) no connection, over the fabric one
+    assert "*:29501" in ssh("spark-2959", CONTAINER_LISTENERS).stdout.split()
+    assert not reaches("10.59.63.11", 29501)
+    assert ssh("spark-ba63", "timeout 3 bash -c '</dev/tcp/10.10.10.1/29501'", check=False).returncode == 0
+    assert "-j DGX-SPARK-SERVING" in ssh("spark-2959", "sudo iptables -S INPUT").stdout
+    # the API itself answers the LAN, with the key
+    request = urllib.request.Request("http://10.59.63.11:8000/v1/models", headers={"Authorization": "Bearer " + API_KEY})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert [m["id"] for m in json.loads(answer.read())["data"]] == ["tiny-llama"]
 
 
 def test_status_of_a_healthy_cluster_names_every_rank():
@@ -199,6 +261,8 @@ def test_a_hugging_face_model_is_downloaded_once_on_the_head_with_a_token_that_n
     assert "Nothing was stopped: lab-tiny-llama-tp2 still serves." in wrong.stdout
     assert serving("spark-2959") + serving("spark-ba63") == before and completion_text() == TEXTS["solo"]
     assert "hf_notTheRightOne" not in wrong.stdout + wrong.stderr
+    # a token file a killed run left on the head: the next run removes it
+    ssh("spark-2959", "umask 077; echo hf_killedRunToken > /tmp/ansible.killedrun.hf-token")
     out = playbook(*args, "-v", env={"HF_TOKEN": HF_TOKEN})
     assert out.returncode == 0, out.stdout[-4000:]
     assert HF_TOKEN not in out.stdout + out.stderr
@@ -206,8 +270,12 @@ def test_a_hugging_face_model_is_downloaded_once_on_the_head_with_a_token_that_n
     assert any(r["authorized"] and r["path"].endswith("/model.safetensors") for r in requests)
     assert ssh("spark-2959", "ls /tmp/*.hf-token 2>/dev/null; ls ~/.ansible/tmp/*.hf-token 2>/dev/null", check=False).stdout == ""
     assert completion_text() == TEXTS["solo"]  # the same weights, downloaded
-    again = playbook(*args, env={"HF_TOKEN": HF_TOKEN})
+    # a chat webhook carries its secret in the path: an undelivered one is named by scheme and host only
+    hook = "http://127.0.0.1:9/services/T0/B0/hookPathSecret"
+    again = playbook(*args, "-e", "model_serving_webhook_url=" + hook, env={"HF_TOKEN": HF_TOKEN})
     assert again.returncode == 0 and "already serving (nothing restarted)" in again.stdout
+    assert "webhook launch_complete not delivered to http://127.0.0.1" in again.stdout
+    assert "hookPathSecret" not in again.stdout + again.stderr
     assert len([json.loads(line) for line in log.read_text().splitlines()]) == len(requests)  # not downloaded again
 
 

@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from labkit import ROOT, VENV_BIN, ansible_env, lab, playbook, ssh
+from labkit import CURL_AUTH, ROOT, VENV_BIN, ansible_env, lab, playbook, ssh
 
 LOCK = "/var/lib/dgx-spark/serving.lock"
 SOLO = "lab-tiny-llama"
@@ -19,6 +19,7 @@ ENTRY = {"local_path": "/home/spark/models/tiny-llama", "image": "dgx-spark-lab/
          "dtype": "float32", "tp": 1, "max_model_len": 512, "served_name": "tiny-llama", "port": 8000,
          "env": {"TORCHDYNAMO_DISABLE": "1"}, "extra_args": ["--enforce-eager", "--kv-cache-memory-bytes", "64M"]}
 COMPLETION = ("curl -s --max-time 30 http://127.0.0.1:8000/v1/completions -H 'Content-Type: application/json' "
+              + CURL_AUTH + " "
               "-d '{\"model\": \"tiny-llama\", \"prompt\": \"The DGX Spark\", \"max_tokens\": 8, \"temperature\": 0}'")
 TEXTS = {}
 

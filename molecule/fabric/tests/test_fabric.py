@@ -54,3 +54,15 @@ def test_ssh_to_the_peer_over_both_twins_needs_no_prompt(host):
         peer_ip = address.split("/")[0]
         out = host.run("sudo -u spark ssh -o BatchMode=yes -o ConnectTimeout=5 %s hostname" % peer_ip)
         assert out.rc == 0 and out.stdout.strip() == PEER[_name(host)], out.stderr
+
+
+def test_the_fabric_key_is_accepted_only_from_the_peers_fabric_addresses(host):
+    peer_ips = sorted(address.split("/")[0] for address in LAYOUT[PEER[_name(host)]].values())
+    line = [k for k in host.run("sudo cat ~spark/.ssh/authorized_keys").stdout.splitlines() if "dgx-spark fabric" in k]
+    assert len(line) == 1 and line[0].startswith('from="%s" ' % ",".join(peer_ips)), line
+    # over the management network (the peer's ansible_host in inventory/lab.yml) the same key is refused
+    management = {"spark-2959": "10.59.63.11", "spark-ba63": "10.59.63.12"}[PEER[_name(host)]]
+    out = host.run("sudo -u spark ssh -o BatchMode=yes -o ConnectTimeout=5 -o IdentitiesOnly=yes "
+                   "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                   "-i ~spark/.ssh/id_ed25519_dgx_spark %s hostname" % management)
+    assert out.rc == 255 and "Permission denied" in out.stderr, out.stdout + out.stderr

@@ -25,9 +25,9 @@ def probe(config):
     body = json.dumps({"model": config["served_name"], "prompt": "The", "max_tokens": 1, "temperature": 0}).encode()
     request = urllib.request.Request("http://127.0.0.1:%d/v1/completions" % config["port"], data=body,
                                      headers={"Content-Type": "application/json"}, method="POST")
-    if config.get("api_key_file"):
-        with open(config["api_key_file"]) as handle:
-            request.add_header("Authorization", "Bearer " + handle.read().strip())
+    if config.get("api_key_file") and os.path.exists(config["api_key_file"]):
+        with open(config["api_key_file"]) as handle:  # VLLM_API_KEY=<key>, docker's --env-file format
+            request.add_header("Authorization", "Bearer " + handle.read().strip().partition("=")[2])
     try:
         with urllib.request.urlopen(request, timeout=config["probe_timeout"]) as response:
             answer = json.loads(response.read())

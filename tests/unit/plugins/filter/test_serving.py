@@ -96,6 +96,8 @@ def test_inventory_overrides_merge_over_the_shipped_entry():
     ("llama-8b", {"llama-8b": {"hf_repo": "meta-llama/x y"}}, "hf_repo 'meta-llama/x y' is not allowed"),
     ("llama-8b", {"llama-8b": {"local_path": "/models/x"}}, "exactly one of hf_repo and local_path"),
     ("llama-8b", {"llama-8b": {"image": "Evil Image"}}, "image 'Evil Image' is not allowed"),
+    ("llama-8b", {"llama-8b": {"image": None}}, "model llama-8b: image is required: it must be"),
+    ("llama-8b", {"llama-8b": {"params_b": None}}, "model llama-8b: params_b is required"),
     ("llama-8b", {"llama-8b": {"port": 80}}, "port 80 is not allowed"),
     ("llama-8b", {"llama-8b": {"tp": 4}}, "tp 4 is not allowed"),
     ("llama-8b", {"llama-8b": {"dtype": "int3"}}, "dtype/quantization 'int3'"),
@@ -105,6 +107,15 @@ def test_inventory_overrides_merge_over_the_shipped_entry():
     ("llama-8b", {"llama-8b": {"extra_args": ["stray"]}}, "a value must follow an --option"),
     ("llama-8b", {"llama-8b": {"env": {"HF_TOKEN": "hf_x"}}}, "secrets (tokens, keys) never go in the catalog"),
     ("llama-8b", {"llama-8b": {"env": {"NCCL_DEBUG": "INFO WARN"}}}, "env NCCL_DEBUG"),
+    ("llama-8b", {"llama-8b": {"env": {"AWS_SECRET_ACCESS_KEY": "x"}}}, "secrets (tokens, keys) never go"),
+    ("llama-8b", {"llama-8b": {"env": {"VLLM_HOST_IP": "10.0.0.9"}}}, "env VLLM_HOST_IP is not allowed: the role sets"),
+    ("llama-8b", {"llama-8b": {"env": {"NCCL_SOCKET_IFNAME": "eth0"}}}, "env NCCL_SOCKET_IFNAME is not allowed"),
+    ("llama-8b", {"llama-8b": {"env": {"HF_HUB_OFFLINE": "0"}}}, "env HF_HUB_OFFLINE is not allowed"),
+    ("llama-8b", {"llama-8b": {"extra_args": ["--tensor_parallel_size=4"]}},
+     "(a parser reads --tensor_parallel_size as --tensor-parallel-size)"),
+    ("llama-8b", {"llama-8b": {"extra_args": ["--por=9000"]}}, "(a parser reads --por as --port)"),
+    ("llama-8b", {"llama-8b": {"extra_args": ["--api_key", "x"]}}, "is set by the role"),
+    ("trt", {"trt": {"extra_args": ["--tp", "4"]}}, "is set by the role"),
     ("llama-8b", {"llama-8b": {"shell": "x"}}, "unknown field(s) shell"),
     ("llama-8b", {"llama-8b": {"params_b": -1}}, "params_b -1"),
     ("llama-8b", {"llama-8b": {"trtllm_options": {"x": 1}}}, "trtllm_options is for engine trtllm, not vllm"),
@@ -128,6 +139,26 @@ def test_hostile_or_wrong_entries_are_refused_naming_field_and_rule(key, overrid
     with pytest.raises(AnsibleFilterError) as excinfo:
         FILTERS["serving_entry"](dict(SHIPPED, trt=TRT_BASE), key, overrides)
     assert message in str(excinfo.value)
+
+
+@pytest.mark.parametrize("path", ["/", "/.", "//", "/home/nvidia", "/home/nvidia/", "/root", "/etc/x", "/usr/share/m",
+                                  "/home/nvidia/.ssh", "/home/nvidia/models/../.ssh", "/var/lib", "/tmp", "/data//m"])
+def test_a_model_path_must_be_a_directory_below_the_system_and_home_directories(path):
+    entry_fields = {"llama-8b": {"hf_repo": None, "local_path": path}}
+    with pytest.raises(AnsibleFilterError) as excinfo:
+        FILTERS["serving_entry"](SHIPPED, "llama-8b", entry_fields)
+    assert "local_path %r is not allowed: must be a model directory" % path in str(excinfo.value)
+
+
+@pytest.mark.parametrize("path", ["/home/nvidia/models/llama", "/var/lib/models/x", "/data/m/"])
+def test_a_model_directory_below_those_roots_passes(path):
+    entry_fields = {"llama-8b": {"hf_repo": None, "local_path": path}}
+    assert FILTERS["serving_entry"](SHIPPED, "llama-8b", entry_fields)["local_path"] == path
+
+
+def test_harmless_env_names_that_contain_a_secret_word_pass():
+    env = {"TOKENIZERS_PARALLELISM": "false", "KEYRING_BACKEND": "none", "NCCL_DEBUG": "INFO"}
+    assert entry(params_b=8, env=env)["env"] == env
 
 
 def test_valid_extra_args_pass():
@@ -229,6 +260,12 @@ def trt(**fields):
     return FILTERS["serving_entry"]({"trt": dict(TRT_BASE, **fields)}, "trt")
 
 
+def test_redact_scrubs_every_known_secret_from_a_message():
+    message = "engine died: HF_TOKEN=hf_abcdef and key nvapi-xyz123 in the log; short ab stays"
+    scrubbed = FILTERS["redact"](message, ["hf_abcdef", "", "nvapi-xyz123", "ab"])
+    assert scrubbed == "engine died: HF_TOKEN=******** and key ******** in the log; short ab stays"
+
+
 def test_trtllm_entry_defaults_port_8355_and_serves_under_its_argument():
     result = trt()
     assert (result["port"], result["trtllm_backend"], result["served_name"]) == (8355, "pytorch", "nvidia/Qwen3-235B-A22B-FP4")
@@ -263,7 +300,7 @@ def test_trtllm_head_rank_is_mpirun_over_both_fabric_addresses_with_ssh_on_the_d
     volumes = [head[i + 1] for i, a in enumerate(head) if a == "-v"]
     assert "/var/lib/dgx-spark/serving/ssh:/root/.ssh:ro" in volumes
     assert "/var/lib/dgx-spark/serving/trt.extra-llm-api-options.yml:/etc/dgx-spark/extra-llm-api-options.yml:ro" in volumes
-    assert "/var/lib/dgx-spark/hf-cache:/root/.cache/huggingface/hub" in volumes
+    assert "/var/lib/dgx-spark/hf-cache:/root/.cache/huggingface/hub:ro" in volumes
 
 
 def test_trtllm_worker_rank_runs_only_sshd_on_its_fabric_address():

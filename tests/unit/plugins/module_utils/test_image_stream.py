@@ -5,16 +5,17 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import hmac
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import tarfile
 import threading
 import time
-import zlib
 
 import pytest
 
@@ -35,14 +36,14 @@ def pair():
     return left, right
 
 
-def send_in_thread(conn, token, payload, mutate=None, checksum="crc32"):
+def send_in_thread(conn, token, payload, mutate=None):
     def run():
         data = bytearray()
 
         class Capture:
             def sendall(self, chunk):
                 data.extend(chunk)
-        stream.send_stream(Capture(), token, stream.save_archive(io.BytesIO(payload)), checksum=checksum)
+        stream.send_stream(Capture(), token, stream.save_archive(io.BytesIO(payload)))
         try:
             conn.sendall(bytes(mutate(data) if mutate else data))
         except OSError:
@@ -53,17 +54,25 @@ def send_in_thread(conn, token, payload, mutate=None, checksum="crc32"):
     return thread
 
 
-@pytest.mark.parametrize("checksum", ["crc32", "sha256"])  # ids without PAYLOAD's random bytes (xdist workers)
-def test_round_trip_verifies_length_and_digest(checksum):
-    expected = {"crc32": "crc32:%08x" % zlib.crc32(PAYLOAD),
-                "sha256": "sha256:" + hashlib.sha256(PAYLOAD).hexdigest()}[checksum]
+def mac(payload):
+    return "hmac-sha256:" + hmac.new(TOKEN, payload + stream.TOTAL.pack(len(payload)), hashlib.sha256).hexdigest()
+
+
+def receive(conn, sink, token=TOKEN):
+    """What the receiver does once a connection is accepted: the hello, then the frames."""
+    if not stream.hello_ok(conn, token):
+        raise stream.StreamError("refused: no token")
+    return stream.receive_stream(conn, token, sink)
+
+
+def test_round_trip_verifies_length_and_the_hmac_keyed_by_the_token():
     left, right = pair()
-    thread = send_in_thread(left, TOKEN, PAYLOAD, checksum=checksum)
+    thread = send_in_thread(left, TOKEN, PAYLOAD)
     sink = io.BytesIO()
-    total, digest = stream.receive_stream(right, TOKEN, sink, checksum=checksum)
+    total, digest = receive(right, sink)
     thread.join()
     assert total == len(PAYLOAD) and sink.getvalue() == PAYLOAD
-    assert digest == expected
+    assert digest == mac(PAYLOAD)
 
 
 def assert_refused_before_the_sink(match, token=TOKEN, mutate=None):
@@ -72,38 +81,80 @@ def assert_refused_before_the_sink(match, token=TOKEN, mutate=None):
     thread = send_in_thread(left, token, PAYLOAD, mutate)
     sink = io.BytesIO()
     with pytest.raises(stream.StreamError, match=match):
-        stream.receive_stream(right, TOKEN, sink)
+        receive(right, sink)
     right.close()
     thread.join()
     assert sink.getvalue() == b""
 
 
 def test_wrong_token_is_refused_before_any_byte_reaches_the_sink():
-    assert_refused_before_the_sink("without the transfer's token", token=bytes(32))
+    assert_refused_before_the_sink("refused: no token", token=bytes(32))
 
 
-@pytest.mark.parametrize("checksum", ["crc32", "sha256"])
+def test_the_receiver_keeps_listening_past_a_port_scan_and_a_stranger():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+
+    def callers():
+        socket.create_connection(("127.0.0.1", port)).close()  # a port scan: connect, close
+        silent = socket.create_connection(("127.0.0.1", port))  # one that says nothing (held open)
+        stranger = socket.create_connection(("127.0.0.1", port))
+        stranger.sendall(stream.MAGIC + bytes(32))  # the magic, not the token
+        ours = socket.create_connection(("127.0.0.1", port))
+        ours.sendall(stream.MAGIC + TOKEN + b"rest")
+        time.sleep(3)
+        for conn in (silent, stranger, ours):
+            conn.close()
+    thread = threading.Thread(target=callers)
+    thread.start()
+    conn, refused = stream.accept_sender(listener, TOKEN, timeout=20)
+    assert refused == 3 and conn.recv(4) == b"rest"
+    conn.close()
+    thread.join()
+    with pytest.raises(stream.StreamError, match=r"never connected to the receiver within 1 s"):
+        stream.accept_sender(listener, TOKEN, timeout=1)
+    listener.close()
+
+
 @pytest.mark.parametrize("where", [100, len(PAYLOAD) // 2, len(PAYLOAD) - 1])
-def test_a_flipped_byte_is_a_checksum_mismatch(checksum, where):
+def test_a_flipped_byte_does_not_authenticate(where):
     def flip(data):
         frames_before = where // stream.CHUNK + 1
         data[len(stream.MAGIC) + 32 + frames_before * stream.FRAME.size + where] ^= 0x01
         return data
     left, right = pair()
-    thread = send_in_thread(left, TOKEN, PAYLOAD, flip, checksum)
-    with pytest.raises(stream.StreamError, match="checksum mismatch: sent %d bytes %s:" % (len(PAYLOAD), checksum)):
-        stream.receive_stream(right, TOKEN, io.BytesIO(), checksum=checksum)
+    thread = send_in_thread(left, TOKEN, PAYLOAD, flip)
+    with pytest.raises(stream.StreamError, match="the stream does not authenticate: sent %d bytes, received %d, HMAC "
+                                                 "mismatch" % (len(PAYLOAD), len(PAYLOAD))):
+        receive(right, io.BytesIO())
     thread.join()
 
 
-def test_a_damaged_trailer_is_a_checksum_mismatch():
+def test_a_stream_replaced_by_someone_without_the_token_does_not_authenticate():
+    # an attacker who took over the connection after the hello sends its own frames and an unkeyed SHA-256
+    other = os.urandom(1000)
+
+    def replace(data):
+        head = bytes(data[:len(stream.MAGIC) + 32])
+        trailer = stream.FRAME.pack(0) + hashlib.sha256(other).digest() + stream.TOTAL.pack(len(other))
+        return bytearray(head + stream.FRAME.pack(len(other)) + other + trailer)
+    left, right = pair()
+    thread = send_in_thread(left, TOKEN, PAYLOAD, replace)
+    with pytest.raises(stream.StreamError, match="does not authenticate"):
+        receive(right, io.BytesIO())
+    thread.join()
+
+
+def test_a_damaged_trailer_does_not_authenticate():
     def damage_trailer(data):
-        data[len(data) - stream.TOTAL.size - 1] ^= 0x80  # the CRC's last byte
+        data[len(data) - stream.TOTAL.size - 1] ^= 0x80  # the HMAC's last byte
         return data
     left, right = pair()
     thread = send_in_thread(left, TOKEN, PAYLOAD, damage_trailer)
-    with pytest.raises(stream.StreamError, match="checksum mismatch"):
-        stream.receive_stream(right, TOKEN, io.BytesIO())
+    with pytest.raises(stream.StreamError, match="does not authenticate"):
+        receive(right, io.BytesIO())
     thread.join()
 
 
@@ -118,7 +169,7 @@ def test_an_interrupted_stream_says_so():
     left, right = pair()
     thread = send_in_thread(left, TOKEN, PAYLOAD, lambda data: data[:len(data) // 2])
     with pytest.raises(stream.StreamError, match="interrupted"):
-        stream.receive_stream(right, TOKEN, io.BytesIO())
+        receive(right, io.BytesIO())
     thread.join()
 
 
@@ -140,10 +191,11 @@ def stand_ins(tmp_path, payload, load_rc=0):
 
 
 def receiver_params(docker, ssh):
-    return {"listen_address": "127.0.0.1", "port": 0, "timeout": 60, "docker": str(docker), "checksum": "crc32",
+    return {"listen_address": "127.0.0.1", "port": 0, "timeout": 60, "docker": str(docker),
             "ssh_argv": [str(ssh), "-o", "BatchMode=yes", "source-node", sys.executable, "-"],
             "source": stream.own_source(),
-            "sender": {"docker": str(docker), "image": "lab/img:1", "connect_timeout": 10, "io_timeout": 30}}
+            "sender": {"docker": str(docker), "image": "lab/img:1", "connect_timeout": 10, "io_timeout": 30,
+                       "repo_tags": ["lab/img:1"]}}
 
 
 def run_receiver(params):
@@ -152,24 +204,25 @@ def run_receiver(params):
 
 
 def test_receiver_and_sender_programs_move_the_image_end_to_end(tmp_path):
-    docker, ssh = stand_ins(tmp_path, PAYLOAD)
+    docker, ssh = stand_ins(tmp_path, IMAGE)
     result = run_receiver(receiver_params(docker, ssh))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["bytes"] == len(PAYLOAD) and (tmp_path / "loaded.tar").read_bytes() == PAYLOAD
-    assert report["checksum"] == "crc32:%08x" % zlib.crc32(PAYLOAD)
+    assert report["bytes"] == len(IMAGE) and (tmp_path / "loaded.tar").read_bytes() == IMAGE
+    # keyed by the copy's own token: both ends computed the same HMAC
+    assert re.match(r"^hmac-sha256:[0-9a-f]{64}$", report["checksum"]) and report["refused_connections"] == 0
     assert report["sender"]["checksum"] == report["checksum"] and report["sender"]["left_out"] == {}
     assert report["docker_load"] == "Loaded image: lab/img:1"
 
 
 def test_a_failing_docker_load_is_reported_with_its_rc(tmp_path):
-    docker, ssh = stand_ins(tmp_path, PAYLOAD, load_rc=1)
+    docker, ssh = stand_ins(tmp_path, IMAGE, load_rc=1)
     result = run_receiver(receiver_params(docker, ssh))
     assert result.returncode == 3 and "docker load failed (rc=1)" in result.stderr
 
 
 def test_a_sender_that_cannot_save_is_reported(tmp_path):
-    docker, ssh = stand_ins(tmp_path, PAYLOAD)
+    docker, ssh = stand_ins(tmp_path, IMAGE)
     params = receiver_params(docker, ssh)
     params["sender"]["image"] = "lab/other:1"
     result = run_receiver(params)
@@ -208,7 +261,7 @@ def test_images_are_compared_by_id_within_overlay2_and_by_content_across_stores(
     assert comparison(source, dest) == expected
 
 
-def saved_image(layers, layout="legacy", parents_first=False):
+def saved_image(layers, layout="legacy", parents_first=False, tags=(), index_names=()):
     """A `docker save` archive of layers (bytes each) in docker's legacy (< 25) or OCI (>= 25) layout, and the
     diff IDs. Legacy: a directory per layer named by a v1 ID (not its digest) whose `json` names its parent (as
     docker 20.10 wrote them in the lab: the top one with the image's config, the others dated 1970 without), in
@@ -229,7 +282,13 @@ def saved_image(layers, layout="legacy", parents_first=False):
     else:
         paths = ["blobs/sha256/" + diff_id[7:] for diff_id in diff_ids]
         members += list(zip(paths, layers))
-    members.append(("manifest.json", json.dumps([{"Config": "config.json", "Layers": paths}]).encode()))
+    manifest = [{"Config": "config.json", "RepoTags": list(tags), "Layers": paths}]
+    members.append(("manifest.json", json.dumps(manifest).encode()))
+    if index_names:  # docker >= 25's OCI index, one image per name
+        members.append(("index.json", json.dumps({"schemaVersion": 2, "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+             "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "1"}}
+            for name in index_names]}).encode()))
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as archive:
         for name, data in sorted(members):
@@ -245,6 +304,49 @@ def members_of(archive):
 
 
 LAYERS = [os.urandom(size) for size in (300000, 5000, 70000)]
+# an image archive of several frames, tagged as the receiver's tests ask for it
+IMAGE = saved_image([os.urandom(3 * stream.CHUNK + 12345)], "oci", tags=["lab/img:1"],
+                    index_names=["docker.io/lab/img:1"])[0]
+
+
+@pytest.mark.parametrize("tags, index_names, problem", [
+    (["lab/img:1"], ["docker.io/lab/img:1"], None),
+    ([], [], None),  # an image copied by ID tags nothing
+    (["lab/img:1", "library/busybox:latest"], [], "tagged busybox:latest, lab/img:1, not only lab/img:1"),
+    (["lab/img:1"], ["docker.io/lab/img:1", "docker.io/evil/x:1"], "would load 2 image(s)"),
+    ([], ["docker.io/library/ubuntu:24.04"], "tagged ubuntu:24.04"),
+])
+def test_the_archive_watch_reads_what_docker_load_would_tag(tags, index_names, problem):
+    archive = saved_image(LAYERS, "oci", tags=tags, index_names=index_names)[0]
+    sink, watch = io.BytesIO(), None
+    watch = stream.ArchiveWatch(sink)
+    for start in range(0, len(archive), 777):  # pieces that split headers
+        watch.write(archive[start:start + 777])
+    assert sink.getvalue() == archive
+    found = watch.tag_problem(["lab/img:1"])
+    assert found == problem if problem is None else problem in found
+
+
+def test_the_archive_watch_follows_long_names():
+    # a member named through a PAX header, and a GNU long name, each ahead of a manifest that tags another image
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, data in (("d" * 120 + "/x", b"1"), ("manifest.json", json.dumps([{"RepoTags": ["evil/x:1"]}]).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    watch = stream.ArchiveWatch(io.BytesIO())
+    watch.write(out.getvalue())
+    assert "tagged evil/x:1" in watch.tag_problem(["lab/img:1"])
+
+
+def test_an_archive_that_tags_another_image_never_reaches_the_end_of_docker_load(tmp_path):
+    evil = saved_image(LAYERS, "oci", tags=["lab/img:1", "lab/busybox:latest"])[0]
+    docker, ssh = stand_ins(tmp_path, evil)
+    result = run_receiver(receiver_params(docker, ssh))
+    assert result.returncode == 3 and "tagged lab/busybox:latest, lab/img:1, not only lab/img:1" in result.stderr
+    # docker load was killed before the archive's end: its stand-in never printed what it loaded
+    assert "Loaded image" not in result.stdout
 
 
 @pytest.mark.parametrize("layout", ["legacy", "oci"])
@@ -335,13 +437,14 @@ def test_the_sender_program_leaves_out_what_it_is_told(tmp_path):
 
 
 def test_the_receiver_writes_its_progress_for_the_action_plugin(tmp_path):
-    docker, ssh = stand_ins(tmp_path, PAYLOAD)
-    params = dict(receiver_params(docker, ssh), progress_file=str(tmp_path / "progress.json"), expected=len(PAYLOAD))
+    docker, ssh = stand_ins(tmp_path, IMAGE)
+    progress_file = tmp_path / ("p2p_image_copy-%s.json" % ("ab" * 16))
+    params = dict(receiver_params(docker, ssh), progress_file=str(progress_file), expected=len(IMAGE))
     result = run_receiver(params)
     assert result.returncode == 0, result.stderr
-    progress = json.loads((tmp_path / "progress.json").read_text())
-    assert 0 < progress["bytes"] <= len(PAYLOAD) and progress["expected"] == len(PAYLOAD)
-    assert not (tmp_path / "progress.json.tmp").exists()
+    progress = json.loads(progress_file.read_text())
+    assert 0 < progress["bytes"] <= len(IMAGE) and progress["expected"] == len(IMAGE)
+    assert not (tmp_path / (progress_file.name + ".tmp")).exists()
 
 
 def layer_store(tmp_path, layer_tars):
@@ -490,14 +593,14 @@ def test_a_sink_that_breaks_mid_stream_fails_the_receive():
     left, right = pair()
     thread = send_in_thread(left, TOKEN, PAYLOAD)
     with pytest.raises(BrokenPipeError):
-        stream.receive_stream(right, TOKEN, Broken())
+        receive(right, Broken())
     right.close()
     thread.join()
 
 
 def test_a_sender_that_cannot_start_fails_the_copy_at_once(tmp_path):
     # sudo -n on a source without passwordless sudo: the sender's command exits before connecting
-    docker, ssh = stand_ins(tmp_path, PAYLOAD)
+    docker, ssh = stand_ins(tmp_path, IMAGE)
     ssh.write_text("#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n")
     started = time.monotonic()
     result = run_receiver(receiver_params(docker, ssh))

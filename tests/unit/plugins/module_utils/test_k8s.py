@@ -143,7 +143,7 @@ def test_hostile_or_broken_settings_are_refused_naming_the_variable(changes, mes
 
 def test_a_node_without_a_fabric_address_is_named():
     problems = _k8s.settings_problems(SETTINGS, dict(NODES, **{"spark-ba63": None}))
-    assert "fabric_address of spark-ba63 None is not allowed" in problems[0]
+    assert "fabric_address of spark-ba63 is required: it must be an IPv4 host address" in problems[0]
 
 
 def test_metallb_off_needs_no_range():

@@ -21,6 +21,33 @@ def test_extra_args_pair_options_and_values_and_keep_reserved_options_out(args, 
     assert found == message if message is None else message in found
 
 
+VLLM_RESERVED = ("--port", "--tensor-parallel-size", "-tp", "--api-key", "--served-model-name")
+
+
+@pytest.mark.parametrize("args, reached", [
+    (["--tensor_parallel_size=4"], "--tensor-parallel-size"),  # vLLM reads '_' as '-'
+    (["--api_key", "x"], "--api-key"),
+    (["--por=9000"], "--port"),  # argparse expands a unique prefix
+    (["--served", "other"], "--served-model-name"),
+    (["--tensor", "4"], "--tensor-parallel-size"),
+    (["--enforce-eager", "--max-num-seqs", "4", "--portal=x"], None),  # not a prefix of a reserved option
+])
+def test_reserved_options_are_caught_in_every_spelling_a_parser_accepts(args, reached):
+    found = _validate.extra_args_problem("extra_args", args, VLLM_RESERVED, "is set by the role")
+    if reached is None:
+        assert found is None
+    else:
+        assert "is not allowed: %s is set by the role" % reached in found
+        assert args[0].split("=")[0] == reached or "(a parser reads %s as %s)" % (args[0].split("=")[0], reached) \
+            in found
+
+
+def test_a_prefix_of_a_trt_build_option_is_refused():
+    assert _validate.reserved_flag("--output", ("--checkpoint_dir", "--output_dir")) == "--output_dir"
+    assert _validate.reserved_flag("--output-dir", ("--output_dir",)) == "--output_dir"
+    assert _validate.reserved_flag("--use_fp8", ("--output_dir",)) is None
+
+
 @pytest.mark.parametrize("kind, good, bad", [
     ("netdev", ["enp1s0f1np1", "enP2p1s0f1np1", "bond0.100"], ["", ".", "..", "eth 0", "a" * 16, "eth;0"]),
     ("rdma_device", ["rocep1s0f1", "mlx5_0"], ["", "roce p1", "x;y"]),
@@ -36,7 +63,8 @@ def test_every_kind_accepts_its_values_and_names_the_rule_for_others(kind, good,
     for value in good:
         assert _validate.problem("f", value, kind) is None, value
     for value in bad:
-        assert _validate.problem("f", value, kind) == "f %r is not allowed: must be %s" % (value, _validate.rule(kind))
+        expected = ("f is required: it must be %s" if value is None else "f %r is not allowed: must be %s" % (value, "%s"))
+        assert _validate.problem("f", value, kind) == expected % _validate.rule(kind)
 
 
 def test_an_unknown_kind_names_the_known_ones():
@@ -61,9 +89,9 @@ def test_problems_name_each_list_item_and_each_bad_environment_entry():
     assert _validate.first_problem([("env", ["x"], "env")]).startswith("env must be a mapping of ")
 
 
-def test_host_var_checks_name_each_host_and_treat_a_missing_variable_as_null():
+def test_host_var_checks_name_each_host_and_say_a_missing_variable_is_required():
     checks = _validate.host_var_checks(["a", "b"], {"a": {"fabric_address": "10.10.10.1/24"}, "b": {}},
                                        "fabric_address", "ipv4_interface")
     assert _validate.problems(checks) == [
-        "fabric_address of b None is not allowed: must be an IPv4 host address with its prefix length, such as "
+        "fabric_address of b is required: it must be an IPv4 host address with its prefix length, such as "
         "10.10.10.1/24"]

@@ -65,9 +65,15 @@ def test_release_needs_the_token(module_runner, tmp_path):
     assert not failed and result["changed"] is False
 
 
-def test_check_mode_writes_nothing(module_runner, tmp_path):
-    result, failed = lock(module_runner, tmp_path / "l", "t1", _ansible_check_mode=True)
-    assert not failed and result["changed"] is True and not (tmp_path / "l").exists()
+def test_check_mode_writes_nothing_not_even_the_guard_file(module_runner, tmp_path):
+    for state in ("acquired", "released"):
+        result, failed = lock(module_runner, tmp_path / "l", "t1", state=state, _ansible_check_mode=True)
+        assert not failed and result["changed"] is (state == "acquired")
+    assert os.listdir(str(tmp_path)) == []
+    lock(module_runner, tmp_path / "l", "t1")
+    before = (tmp_path / "l").read_text()
+    result, failed = lock(module_runner, tmp_path / "l", "t1", state="released", _ansible_check_mode=True)
+    assert not failed and result["changed"] and (tmp_path / "l").read_text() == before
 
 
 def test_renewal_moves_the_expiry_for_the_holder_only(module_runner, tmp_path):

@@ -193,13 +193,13 @@ def test_parallel_streams_deliver_a_complete_cache_entry(module_runner, local_ss
     monkeypatch.setattr(_weights, "BULK_BYTES", 1000)  # the safetensors blob and the extra blob go in parallel
     snapshot = hf_cache(tmp_path / "src")
     result, failed = sync(module_runner, tmp_path / "src", tmp_path / "dst", streams=2,
-                          progress_file=str(tmp_path / "progress.json"))
+                          progress_file=str(tmp_path / ("weight_sync-%s.json" % ("c" * 32))))
     assert not failed, result
     assert result["streams"] == 2 and result["files_transferred"] == 5 and result["files_checked"] == 8
     dest_snapshot = tmp_path / "dst" / snapshot.relative_to(tmp_path / "src")
     for name in ("config.json", "model.safetensors", "sub/extra.bin", "tokenizer.json"):
         assert (dest_snapshot / name).read_bytes() == (snapshot / name).read_bytes(), name
-    assert not (tmp_path / "progress.json").exists() and not (tmp_path / "progress.json.tmp").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("weight_sync-")] == []  # nor its temporary
     again = sync(module_runner, tmp_path / "src", tmp_path / "dst", streams=2)[0]
     assert again["changed"] is False and again["files_transferred"] == 0
 
