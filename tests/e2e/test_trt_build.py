@@ -56,13 +56,13 @@ def test_unchanged_inputs_build_nothing():
 
 def test_check_mode_says_it_would_rebuild_and_why_without_touching_the_engine_or_running_the_image():
     before = manifest()
-    since = ssh(HEAD, "date +%s").stdout.strip()
+    since = ssh(HEAD, "date +%s.%N").stdout.strip()  # the previous test's probe ran within this second
     rc, result = build(max_seq_len=1024, check=True)
     assert rc == 0 and result["changed"] and result["would_build"]
     assert result["reasons"] == ["max_seq_len 512 -> 1024"]
     assert manifest() == before
     # nothing ran (nor was pulled): docker's own event log since the check began holds no container start
-    events = ssh(HEAD, "docker events --since %s --until $(date +%%s) --filter type=container --filter event=start "
+    events = ssh(HEAD, "docker events --since %s --until $(date +%%s.%%N) --filter type=container --filter event=start "
                        "--format '{{.Actor.Attributes.image}}'" % since).stdout
     assert events.strip() == ""
     rc, result = build(check=True, image="127.0.0.1:5999/absent/trtllm:1")
