@@ -58,6 +58,7 @@ def test_a_prefix_of_a_trt_build_option_is_refused():
     ("byte_size", ["1G", "512M", "4096"], ["1T", "1 G", "", "-1G"]),
     ("unprivileged_port", [1024, 65535, "8000"], [80, 65536, True, "80", "http", None]),
     ("mtu", [9000, 1280], [1279, 9217]),
+    ("lock_token", ["a" * 16, "Ab_-" * 32], ["a" * 15, "a" * 129, "x" * 16 + ";", None]),
 ])
 def test_every_kind_accepts_its_values_and_names_the_rule_for_others(kind, good, bad):
     for value in good:
