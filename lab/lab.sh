@@ -2,15 +2,15 @@
 # The lab: two simulated DGX Sparks (spark-2959 head, spark-ba63 worker) as privileged podman containers
 # with systemd, sshd, sudo, their own dockerd, a management network and the two fabric twins (MTU 9000,
 # real interface names, one subnet each).
-#   lab.sh up | down | status | engine | trtllm | reboot | shell NODE | scenario NODE SCENARIO
+#   lab.sh up | down | status | engine | trtllm | reboot | shell NODE | scenario NODE SCENARIO | thaw NODE
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 cache=$here/cache
 prefix=dgxspark-lab
 nodes=(spark-2959 spark-ba63)
-scenarios=(healthy degraded_link no_gpu nccl_slow nccl_hang k8s_api_down)
-doubles=(nvidia-smi ibdev2netdev ibv_devinfo show_gids rdma ethtool ib_write_bw ib_write_lat mpirun)
+scenarios=(healthy degraded_link no_gpu nccl_slow nccl_hang k8s_api_down wol_unsupported)
+doubles=(nvidia-smi ibdev2netdev ibv_devinfo show_gids rdma ethtool ib_write_bw ib_write_lat mpirun lab-link-wol)
 nccl_tests=(all_reduce_perf all_gather_perf)
 
 # node -> management address, fabric twin addresses (as on the real pair)
@@ -121,6 +121,61 @@ install_doubles() {
   podman exec "$name" sh -c 'test -s /etc/dgx-spark-lab/scenario || echo healthy > /etc/dgx-spark-lab/scenario'
 }
 
+# Sleep and wake (lab/power.py): logind offers suspend (the node's /sys/power/state lists it), systemd-suspend.service
+# asks the lab host to freeze the node, and at boot the node applies .link WakeOnLan= as udev does.
+install_power() {
+  podman exec -i "$(container "$1")" sh -s <<'SCRIPT'
+set -e
+mkdir -p /etc/systemd/system/systemd-suspend.service.d
+cat >/etc/systemd/system/systemd-suspend.service.d/dgx-spark-lab.conf <<'UNIT'
+# The lab's suspend: lab/doubles/lab-suspend asks lab/power.py on the lab host to freeze this node.
+[Service]
+ExecStart=
+ExecStart=/opt/dgx-spark-lab/bin/lab-suspend
+UNIT
+cat >/etc/systemd/system/dgx-spark-lab-power.service <<'UNIT'
+[Unit]
+Description=Lab power: suspend offered to logind, Wake-on-LAN from .link files applied (udev's part)
+Before=systemd-logind.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'mkdir -p /run/dgx-spark-lab && echo "freeze mem" >/run/dgx-spark-lab/power-state && mountpoint -q /sys/power/state || mount --bind /run/dgx-spark-lab/power-state /sys/power/state'
+ExecStart=/usr/local/bin/lab-link-wol
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl daemon-reload
+if ! systemctl is-active -q dgx-spark-lab-power.service; then
+  systemctl enable --now dgx-spark-lab-power.service >/dev/null 2>&1
+  systemctl restart systemd-logind  # it read /sys/power/state when it started: suspend was not offered then
+fi
+SCRIPT
+}
+
+# The listener that freezes nodes asking to sleep and thaws them on a magic packet (lab/power.py).
+power_pidfile=$state/power.pid
+power_running() { [[ -f $power_pidfile ]] && kill -0 "$(cat "$power_pidfile")" 2>/dev/null; }
+start_power() {
+  local bridge
+  bridge=$(podman network inspect -f '{{.NetworkInterface}}' "$prefix-mgmt")
+  # The controller's own cable to the LAN's switch: the bridge keeps its carrier while every node sleeps (links
+  # down), so a magic packet still goes out on it as it would on a real LAN.
+  ip link show dgxlab-uplink >/dev/null 2>&1 || ip link add dgxlab-uplink type veth peer name dgxlab-uplinkp
+  ip link set dgxlab-uplink master "$bridge" up
+  ip link set dgxlab-uplinkp up
+  power_running && return 0
+  setsid python3 "$here/power.py" serve "$state/power" "$bridge" "${nodes[@]}" >>"$state/power.log" 2>&1 </dev/null &
+  echo $! >"$power_pidfile"
+}
+stop_power() {
+  power_running && kill "$(cat "$power_pidfile")" 2>/dev/null
+  rm -f "$power_pidfile"
+  ip link del dgxlab-uplink 2>/dev/null || true
+}
+
 # A tiny image in each node's docker (no registry is reachable): busybox, for smoke tests and image copies.
 ensure_smoke_image() {
   local node=$1 name dir
@@ -166,7 +221,10 @@ cmd_up() {
   k8s=$(k8s_parts)
   ensure_networks
   for node in "${nodes[@]}"; do start_node "$node" "$k8s"; done
-  for node in "${nodes[@]}"; do install_doubles "$node"; wait_ready "$node"; ensure_smoke_image "$node"; done
+  for node in "${nodes[@]}"; do
+    install_doubles "$node"; install_power "$node"; wait_ready "$node"; ensure_smoke_image "$node"
+  done
+  start_power
   ensure_artifact_server
   log "up in $((SECONDS - start)) s: ssh -i $ssh_key spark@${mgmt_ip[spark-2959]} (spark-2959), spark@${mgmt_ip[spark-ba63]} (spark-ba63)"
 }
@@ -236,8 +294,10 @@ cmd_down() {
   local node name net
   podman_env
   close_ssh_masters
+  stop_power
   for node in "${nodes[@]}"; do
     name=$(container "$node")
+    python3 "$here/power.py" thaw "$state/power" "$node"  # a sleeping node wakes to be taken down
     if podman container exists "$name"; then
       # inner containers first, so their mounts and cgroups go with them
       podman exec "$name" sh -c 'ids=$(docker ps -aq 2>/dev/null); [ -z "$ids" ] || docker rm -f $ids >/dev/null' || true
@@ -277,6 +337,13 @@ cmd_scenario() {
   log "$node: scenario $scenario"
 }
 
+cmd_thaw() {
+  local node=${1:-}
+  known_node "$node"
+  podman_env
+  python3 "$here/power.py" thaw "$state/power" "$node"
+}
+
 cmd_shell() {
   local node=${1:-}
   known_node "$node"
@@ -293,5 +360,6 @@ case "${1:-}" in
   trtllm) cmd_trtllm ;;
   shell) cmd_shell "${2:-}" ;;
   scenario) cmd_scenario "${2:-}" "${3:-}" ;;
-  *) echo "usage: $0 up|down|status|engine|trtllm|reboot|shell NODE|scenario NODE SCENARIO" >&2; exit 2 ;;
+  thaw) cmd_thaw "${2:-}" ;;
+  *) echo "usage: $0 up|down|status|engine|trtllm|reboot|shell NODE|scenario NODE SCENARIO|thaw NODE" >&2; exit 2 ;;
 esac

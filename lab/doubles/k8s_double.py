@@ -348,16 +348,28 @@ class ApiServer:
         return wanted
 
     def pods(self, namespace=None, node=None):
+        """Every pod with its node and status. A scheduled pod stays bound to its node (a cordon moves nothing) until
+        it is evicted, its node is deleted or its workload goes, as with the real scheduler."""
         nodes = self.nodes()
         by_node = dict((n["metadata"]["name"], n) for n in nodes)
         result = []
         gpus_used = {}
-        for pod in self.desired_pods():
+        desired = self.desired_pods()
+        bindings = self.state.setdefault("bindings", {})
+        keys = ["%s/%s" % (p["metadata"]["namespace"], p["metadata"]["name"]) for p in desired]
+        for key in [k for k in bindings if k not in keys or bindings[k] not in by_node]:
+            del bindings[key]
+        for pod, key in zip(desired, keys):
+            if not pod["spec"].get("nodeName") and key in bindings:
+                pod["spec"]["nodeName"] = bindings[key]
+        for pod, key in sorted(zip(desired, keys), key=lambda item: not item[0]["spec"].get("nodeName")):
             if namespace not in (None, pod["metadata"].get("namespace")):
                 continue
             spec = pod["spec"]
             if not spec.get("nodeName"):
                 spec["nodeName"], why = schedule(spec, nodes, gpus_used)
+                if spec["nodeName"]:
+                    bindings[key] = spec["nodeName"]
                 if not spec["nodeName"]:
                     if node is None:
                         result.append(dict(pod, status={"phase": "Pending", "conditions": [
@@ -372,7 +384,33 @@ class ApiServer:
             status = reported if reported and fresh else {"phase": "Pending", "reason": "ContainerCreating",
                                                           "restarts": 0, "ready": False}
             result.append(dict(pod, status=pod_status(status)))
+        self.save()
         return result
+
+    def evict(self, namespace, name):
+        """The Eviction API: refused while the pod's PodDisruptionBudgets allow no disruption (the real 429)."""
+        pods = self.pods()
+        pod = next((p for p in pods if p["metadata"]["namespace"] == namespace and p["metadata"]["name"] == name), None)
+        if pod is None:
+            raise ApiError(404, 'pods "%s" not found' % name)
+        labels = pod["metadata"].get("labels") or {}
+        for budget in self.objects("PodDisruptionBudget", namespace):
+            selector = ((budget.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+            if any(labels.get(k) != v for k, v in selector.items()):
+                continue
+            covered = [p for p in pods if p["metadata"]["namespace"] == namespace
+                       and all((p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())]
+            healthy = sum(1 for p in covered if p["status"]["phase"] == "Running"
+                          and all(c.get("ready") for c in p["status"].get("containerStatuses") or []))
+            spec = budget["spec"]
+            floor = (int(spec["minAvailable"]) if "minAvailable" in spec
+                     else len(covered) - int(spec.get("maxUnavailable", 0)))
+            if healthy - 1 < floor:
+                raise ApiError(429, "Cannot evict pod as it would violate the pod's disruption budget.")
+        with self.lock:
+            self.state.get("bindings", {}).pop("%s/%s" % (namespace, name), None)
+            self.state["objects"].pop("v1/Pod/%s/%s" % (namespace, name), None)
+            self.save()
 
     # ------------------------------------------------------------ bootstrap tokens and joins
     def create_token(self, ttl_seconds):
@@ -563,6 +601,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 body = self.body()
                 api.register_node(parts[1], body["node_ip"], body["control_plane"])
                 return self.reply(200, {})
+            if method == "POST" and len(parts) == 4 and parts[0] == "pods" and parts[3] == "eviction":
+                api.evict(parts[1], parts[2])
+                return self.reply(201, {})
             if method == "POST" and len(parts) == 3 and parts[0] == "nodes" and parts[2] == "schedulable":
                 api.patch_node(parts[1], not self.body()["schedulable"])
                 return self.reply(200, {})
@@ -1081,9 +1122,10 @@ def option(args, name, default=None):
 
 
 RESOURCES = {"ipaddresspools": "IPAddressPool", "l2advertisements": "L2Advertisement", "installations": "Installation",
-             "secrets": "Secret", "namespaces": "Namespace", "daemonsets": "DaemonSet", "deployments": "Deployment",
-             "configmap": "ConfigMap", "configmaps": "ConfigMap", "crd": "CustomResourceDefinition"}
-VALUED = ("-o", "--output", "-n", "--namespace", "-f", "--filename", "--field-manager", "--tail", "--raw")
+             "secrets": "Secret", "namespaces": "Namespace", "daemonsets": "DaemonSet", "deployments": "Deployment", "deployment": "Deployment",
+             "configmap": "ConfigMap", "configmaps": "ConfigMap", "crd": "CustomResourceDefinition",
+             "pdb": "PodDisruptionBudget", "poddisruptionbudgets": "PodDisruptionBudget"}
+VALUED = ("-o", "--output", "-n", "--namespace", "-f", "--filename", "--field-manager", "--tail", "--raw", "--timeout")
 
 
 def positional(args):
@@ -1156,6 +1198,15 @@ def kubectl_command(server, args):
             print(line)
     elif words[:2] == ["delete", "node"]:
         print(call(server, "DELETE", "/objects/Node//%s" % words[2])[0])
+    elif words[:1] == ["delete"] and len(words) == 3 and RESOURCES.get(words[1]) in ("PodDisruptionBudget", "Deployment"):
+        kind = RESOURCES[words[1]]
+        try:
+            call(server, "DELETE", "/objects/%s/%s/%s" % (kind, namespace or "default", words[2]))
+            shown = {"PodDisruptionBudget": "poddisruptionbudget.policy", "Deployment": "deployment.apps"}[kind]
+            print('%s "%s" deleted' % (shown, words[2]))
+        except ApiError as exc:
+            if "--ignore-not-found" not in args:
+                raise exc
     elif words[:2] == ["delete", "pod"]:
         try:
             print(call(server, "DELETE", "/objects/Pod/%s/%s" % (namespace or "default", words[2]))[0])
@@ -1165,6 +1216,8 @@ def kubectl_command(server, args):
     elif words[:1] in (["cordon"], ["uncordon"]):
         call(server, "POST", "/nodes/%s/schedulable" % words[1], {"schedulable": words[0] == "uncordon"})
         print("node/%s %s" % (words[1], words[0] + "ed"))
+    elif words[:1] == ["drain"] and len(words) == 2:
+        drain(server, words[1], args)
     elif words[:1] == ["logs"]:
         name = words[1]
         pods = [p for p in call(server, "GET", "/pods?namespace=%s" % (namespace or "default"))
@@ -1176,7 +1229,72 @@ def kubectl_command(server, args):
         sys.stdout.write("".join(logs[-int(tail):] if tail else logs))
     else:
         die("lab double: kubectl %s is not answered (get nodes|pods|--raw, get <kind> -o json, apply --server-side, "
-            "delete node|pod, cordon, uncordon, logs, version --client)" % " ".join(args), 64)
+            "delete node|pod|pdb|deployment, cordon, uncordon, drain, logs, version --client)" % " ".join(args), 64)
+
+
+def go_seconds(duration):
+    """A Go duration as kubectl takes it (90s, 2m, 1m30s) -> seconds."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    parts = re.findall(r"(\d+)([hms])", duration or "")
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        die('error: invalid argument "%s" for "--timeout" flag: time: invalid duration "%s"' % (duration, duration))
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def drain(server, node, args):
+    """kubectl drain NODE --ignore-daemonsets [--delete-emptydir-data] [--timeout=D]: cordon, then evict every pod
+    through the Eviction API, retrying one that a PodDisruptionBudget protects every 5 s with the recorded message
+    (kubernetes/kubectl-drain-blocked-by-pdb.txt) until the global timeout. The timeout's wording follows kubectl's
+    drain code (k8s.io/kubectl/pkg/drain), not a recording."""
+    if "--ignore-daemonsets" not in args:
+        die("lab double: kubectl drain is answered with --ignore-daemonsets only (the roles drain that way)", 64)
+    timeout = go_seconds(option(args, "--timeout")) if option(args, "--timeout") else 0
+    known = dict((n["metadata"]["name"], n) for n in call(server, "GET", "/nodes"))
+    if node not in known:
+        die('Error from server (NotFound): nodes "%s" not found' % node)
+    if known[node]["spec"].get("unschedulable"):
+        print("node/%s already cordoned" % node)
+    else:
+        call(server, "POST", "/nodes/%s/schedulable" % node, {"schedulable": False})
+        print("node/%s cordoned" % node)
+    pods = call(server, "GET", "/pods?node=%s" % node)
+    owner = dict(("%s/%s" % (p["metadata"]["namespace"], p["metadata"]["name"]),
+                  ((p["metadata"].get("ownerReferences") or [{}])[0]).get("kind")) for p in pods)
+    bare = [key for key, kind in owner.items() if kind is None]
+    if bare and "--force" not in args:
+        reason = "cannot delete Pods that declare no controller (use --force to override): " + ", ".join(bare)
+        sys.stderr.write('error: unable to drain node "%s" due to error: %s, continuing command...\n'
+                         'There are pending nodes to be drained:\n %s\n%s\n' % (node, reason, node, reason))
+        sys.exit(1)
+    daemons = [key for key, kind in owner.items() if kind == "DaemonSet"]
+    if daemons:
+        print("Warning: ignoring DaemonSet-managed Pods: " + ", ".join(daemons))
+    pending = [key for key in owner if key not in daemons]
+    deadline = time.time() + timeout if timeout else None
+    while pending:
+        for key in list(pending):
+            namespace, name = key.split("/", 1)
+            print("evicting pod %s" % key, flush=True)
+            try:
+                call(server, "POST", "/pods/%s/%s/eviction" % (namespace, name), {})
+                print("pod/%s evicted" % name, flush=True)
+                pending.remove(key)
+            except ApiError as exc:
+                if exc.status != 429:
+                    raise
+                print('error when evicting pods/"%s" -n "%s" (will retry after 5s): %s' % (name, namespace, exc.message),
+                      flush=True)
+        if pending and deadline and time.time() + 5 > deadline:
+            time.sleep(max(0.0, deadline - time.time()))
+            namespace, name = pending[0].split("/", 1)
+            error = 'error when evicting pods/"%s" -n "%s": global timeout reached: %ds' % (name, namespace, timeout)
+            sys.stderr.write('There are pending pods in node "%s" when an error occurred: %s\n'
+                             'error: unable to drain node "%s" due to error: %s, continuing command...\n'
+                             'There are pending nodes to be drained:\n %s\n%s\n' % (node, error, node, error, node, error))
+            sys.exit(1)
+        if pending:
+            time.sleep(5)
+    print("node/%s drained" % node)
 
 
 # ================================================================== helm

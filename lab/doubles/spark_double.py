@@ -6,7 +6,7 @@ tool (tests/fixtures, mounted at $DGX_LAB_FIXTURES) for the argument forms the r
 non-zero with a message for any other form. Link state, addresses and reachability are the lab's real ones
 (sysfs, real TCP between the nodes, real ssh), so a double fails where the real tool would.
 
-The node's scenario (healthy, degraded_link, no_gpu, nccl_slow, nccl_hang, k8s_api_down) is read from $DGX_LAB_SCENARIO_FILE.
+The node's scenario (healthy, degraded_link, no_gpu, nccl_slow, nccl_hang, k8s_api_down, wol_unsupported) is read from $DGX_LAB_SCENARIO_FILE.
 """
 
 import ipaddress
@@ -21,7 +21,7 @@ import time
 FIXTURES = os.environ.get("DGX_LAB_FIXTURES", "/opt/dgx-spark-lab/fixtures")
 SCENARIO_FILE = os.environ.get("DGX_LAB_SCENARIO_FILE", "/etc/dgx-spark-lab/scenario")
 SYS_NET = os.environ.get("DGX_LAB_SYS_NET", "/sys/class/net")
-SCENARIOS = ("healthy", "degraded_link", "no_gpu", "nccl_slow", "nccl_hang", "k8s_api_down")
+SCENARIOS = ("healthy", "degraded_link", "no_gpu", "nccl_slow", "nccl_hang", "k8s_api_down", "wol_unsupported")
 
 # The four ConnectX-7 functions of a Spark: RDMA device -> netdev (order as ibdev2netdev prints it).
 RDMA_DEVICES = (
@@ -153,14 +153,17 @@ def rdma(args):
 
 
 def ethtool(args):
+    if len(args) == 4 and args[0] == "-s" and args[2] == "wol":
+        return ethtool_set_wol(args[1], args[3])
     if len(args) != 1 or args[0].startswith("-"):
         raise Refused("ethtool " + " ".join(args))
     netdev = args[0]
     if not os.path.isdir(os.path.join(SYS_NET, netdev)):
         die("netlink error: no device matches name (offset 24)\nnetlink error: No such device", 75)
-    fabric = netdev in dict((n, d) for d, n in RDMA_DEVICES)
+    if netdev not in dict((n, d) for d, n in RDMA_DEVICES):
+        return ethtool_lan(netdev)
     up = link_up(netdev)
-    speed = "%dMb/s" % FABRIC_LINK_MBPS.get(scenario(), 200000) if fabric and up else "Unknown!"
+    speed = "%dMb/s" % FABRIC_LINK_MBPS.get(scenario(), 200000) if up else "Unknown!"
     print("Settings for %s:" % netdev)
     print("\tSupported ports: [ FIBRE ]")
     print("\tSpeed: %s" % speed)
@@ -168,6 +171,83 @@ def ethtool(args):
     print("\tPort: Direct Attach Copper")
     print("\tAuto-negotiation: on")
     print("\tLink detected: %s" % ("yes" if up else "no"))
+
+
+# A LAN NIC's Wake-on-LAN: armed modes live under /run (a reboot disarms them, as the NIC's driver does) unless the
+# boot applies them again (a systemd .link WakeOnLan=, which lab-link-wol does in the lab as udev does).
+WOL_DIR = os.environ.get("DGX_LAB_WOL_DIR", "/run/dgx-spark-lab/wol")
+WOL_SUPPORTED = "power/ethtool-realtek-rtl8126-wake-on-g.txt"  # Supports Wake-on: pumbg
+WOL_UNSUPPORTED = "power/ethtool-no-wake-on-lines.txt"  # the wired block: no Wake-on lines at all
+
+
+def wol_armed(netdev):
+    try:
+        with open(os.path.join(WOL_DIR, netdev)) as handle:
+            return handle.read().strip() or "d"
+    except OSError:
+        return "d"
+
+
+def ethtool_lan(netdev):
+    """The recorded block of a NIC with Wake-on-LAN (Wake-on: the armed modes), or, in the wol_unsupported
+    scenario, of one without any Wake-on lines; both under this NIC's name, link as the lab's."""
+    if scenario() == "wol_unsupported":
+        block = fixture(WOL_UNSUPPORTED).split("$ sudo ethtool enp4s0\n", 1)[1].replace("enp4s0", netdev)
+    else:
+        block = re.sub(r"(\n\s*Wake-on: )\w+", lambda m: m.group(1) + wol_armed(netdev),
+                       fixture(WOL_SUPPORTED).replace("enp14s0", netdev))
+    link = "yes" if link_up(netdev) else "no"
+    sys.stdout.write(re.sub(r"Link detected: \w+", "Link detected: " + link, block))
+
+
+def ethtool_set_wol(netdev, modes):
+    problem = set_wol(netdev, modes)
+    if problem:
+        die(*problem)
+
+
+def set_wol(netdev, modes):
+    """Arm the modes on the NIC; (message, exit code) when the real ethtool would refuse."""
+    if not os.path.isdir(os.path.join(SYS_NET, netdev)):
+        return "netlink error: no device matches name (offset 24)\nnetlink error: No such device", 75
+    if not re.match(r"^[pumbgsafd]+$", modes):
+        return "ethtool: bad command line argument(s)\nFor more information run ethtool -h", 1
+    supported = "" if scenario() == "wol_unsupported" or netdev in dict((n, d) for d, n in RDMA_DEVICES) else "pumbg"
+    if modes != "d" and any(mode not in supported for mode in modes):
+        return "netlink error: Operation not supported", 75
+    os.makedirs(WOL_DIR, exist_ok=True)
+    with open(os.path.join(WOL_DIR, netdev), "w") as handle:
+        handle.write(modes + "\n")
+    return None
+
+
+def lab_link_wol(args):
+    """At boot, what udev does with systemd .link files: the first file (by name, over /etc, /run, /usr/lib) whose
+    [Match] fits a NIC (MACAddress=, OriginalName=) applies its [Link] WakeOnLan= (magic -> g)."""
+    import configparser
+    import glob
+    if args:
+        raise Refused("lab-link-wol " + " ".join(args))
+    files = {}
+    dirs = os.environ.get("DGX_LAB_NETWORK_DIRS", "/usr/lib/systemd/network:/run/systemd/network:/etc/systemd/network")
+    for directory in dirs.split(":"):
+        for found in glob.glob(os.path.join(directory, "*.link")):
+            files[os.path.basename(found)] = found  # /etc overrides /run overrides /usr/lib, by name
+    for netdev in sorted(os.listdir(SYS_NET)):
+        mac = netdev_sysfs(netdev, "address", "")
+        for name in sorted(files):
+            link = configparser.ConfigParser(strict=False, interpolation=None)
+            link.optionxform = str
+            link.read(files[name])
+            match = dict(link.items("Match")) if link.has_section("Match") else {}
+            if match.get("MACAddress", mac).lower() != mac or match.get("OriginalName", netdev) != netdev:
+                continue
+            wake = link.get("Link", "WakeOnLan", fallback="")
+            if wake:
+                problem = set_wol(netdev, "g" if wake == "magic" else "d")
+                print("%s: WakeOnLan=%s from %s%s" % (netdev, wake, files[name],
+                                                      ": " + problem[0] if problem else ""))
+            break
 
 
 def netdev_sysfs(netdev, name, default=None):
@@ -487,6 +567,7 @@ TOOLS = {
     "ibdev2netdev": ibdev2netdev,
     "rdma": rdma,
     "ethtool": ethtool,
+    "lab-link-wol": lab_link_wol,
     "ibv_devinfo": ibv_devinfo,
     "show_gids": show_gids,
     "ib_write_bw": lambda args: perftest("ib_write_bw", args),

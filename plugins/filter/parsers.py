@@ -27,7 +27,8 @@ class FilterModule(object):
 
     def filters(self):
         parsers = (_tool_output.ibdev2netdev, _tool_output.rdma_link, _tool_output.show_gids,
-                   _tool_output.ibv_devinfo, _tool_output.ethtool_speed_mbps, _tool_output.ib_write_bw_results,
+                   _tool_output.ibv_devinfo, _tool_output.ethtool_speed_mbps, _tool_output.ethtool_wake_on,
+                   _tool_output.ib_write_bw_results,
                    _tool_output.ib_write_lat_results, _tool_output.nccl_results, _tool_output.ray_status,
                    _tool_output.trtllm_serve_log)
         return dict((parser.__name__, _text_filter(parser)) for parser in parsers)

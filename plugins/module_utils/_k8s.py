@@ -162,6 +162,11 @@ def _pod_state(pod):
     return shown, bool(container.get("ready"))
 
 
+def not_ready_nodes(nodes):
+    """The names of the nodes (Node objects, as `kubectl get nodes -o json` lists them) that are not Ready."""
+    return [node["metadata"]["name"] for node in nodes or [] if _ready(node).get("status") != "True"]
+
+
 def node_problem(node):
     """Why a node is not Ready, with the fix when the cause is known."""
     ready = _ready(node)
@@ -407,3 +412,67 @@ def smoke_result(log_result, pods_json):
         "its container is %s" % _pod_state(pod)[0] if pod else "the pod is gone")
     return {"phase": status.get("phase"), "logs": log_result.get("stdout", ""),
             "why": None if status.get("phase") == "Succeeded" else why}
+
+
+# ------------------------------------------------------------------ kubectl drain
+_DRAIN_BLOCKED = re.compile(r'error when evicting pods/"([^"]+)" -n "([^"]+)" \(will retry after \d+s\): (.*)$')
+_DRAIN_TIMEOUT = re.compile(r'error when evicting pods/"([^"]+)" -n "([^"]+)": global timeout reached')
+_DRAIN_REFUSED = re.compile(r"error: unable to drain node \"[^\"]+\"(?: due to error:|, aborting command\.\.\.)\s*(.*?)"
+                            r"(?:, continuing command\.\.\.)?$")
+
+
+def drain_blockers(output, pdbs_json="", pods_json=""):
+    """What kept `kubectl drain` from finishing: [{namespace, pod, budget, reason}] - every pod it could not evict
+    (the retried 'Cannot evict pod as it would violate the pod's disruption budget.' lines, or the pod named at the
+    global timeout) with the PodDisruptionBudget whose selector covers it (from `kubectl get pdb -A -o json` and the
+    pods' labels, `kubectl get pods -A -o json`), or a refusal that is not about a pod (no controller, local data)."""
+    blocked = {}
+    for line in (output or "").splitlines():
+        found = _DRAIN_BLOCKED.search(line) or _DRAIN_TIMEOUT.search(line)
+        if found:
+            key = (found.group(2), found.group(1))
+            reason = found.group(3) if found.re is _DRAIN_BLOCKED else blocked.get(key, "global timeout reached")
+            blocked[key] = reason
+    if not blocked:
+        refusals = [m.group(1) for m in map(_DRAIN_REFUSED.search, (output or "").splitlines()) if m and m.group(1)]
+        return [{"namespace": None, "pod": None, "budget": None, "reason": refusals[0]}] if refusals else []
+    budgets = _json_items(pdbs_json)
+    labels = dict(((p["metadata"].get("namespace"), p["metadata"]["name"]), p["metadata"].get("labels") or {})
+                  for p in _json_items(pods_json))
+    result = []
+    for (namespace, pod), reason in sorted(blocked.items()):
+        covering = [b["metadata"]["name"] for b in budgets if b["metadata"].get("namespace") == namespace
+                    and _selects(((b.get("spec") or {}).get("selector") or {}), labels.get((namespace, pod)))]
+        result.append({"namespace": namespace, "pod": pod, "budget": covering[0] if covering else None,
+                       "reason": reason})
+    return result
+
+
+def _json_items(text):
+    try:
+        return (json.loads(text) if isinstance(text, str) and text.strip() else (text or {})).get("items") or []
+    except (ValueError, AttributeError):
+        return []
+
+
+def _selects(selector, labels):
+    if labels is None:
+        return False
+    wanted = selector.get("matchLabels") or {}
+    if any(labels.get(key) != value for key, value in wanted.items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        present, values = expression.get("key") in labels, expression.get("values") or []
+        operator = expression.get("operator")
+        if (operator == "In" and labels.get(expression.get("key")) not in values
+                or operator == "NotIn" and labels.get(expression.get("key")) in values
+                or operator == "Exists" and not present or operator == "DoesNotExist" and present):
+            return False
+    return True
+
+
+def drain_summary(blockers):
+    """One line per blocker: 'ns/pod (PodDisruptionBudget ns/name): reason'."""
+    return ["%s/%s%s: %s" % (b["namespace"], b["pod"], " (PodDisruptionBudget %s/%s)" % (b["namespace"], b["budget"])
+                             if b["budget"] else " (no PodDisruptionBudget covers it)", b["reason"])
+            if b["pod"] else b["reason"] for b in blockers]

@@ -90,6 +90,23 @@ def ethtool_speed_mbps(text):
     return None
 
 
+_WAKE_LINE = re.compile(r"^\s*(Supports Wake-on|Wake-on):\s*([a-zA-Z]*)\s*$")
+
+
+def ethtool_wake_on(text):
+    """`ethtool <netdev>` (or its `grep Wake` lines) -> {supports, wake_on, magic, armed}: the 'Supports Wake-on:'
+    and 'Wake-on:' modes as printed (None when the driver prints no such line: the NIC has no Wake-on-LAN), magic
+    when it supports magic packets (g), armed when magic packets wake it now."""
+    found = {}
+    for line in (text or "").splitlines():
+        match = _WAKE_LINE.match(line)
+        if match:
+            found.setdefault(match.group(1), match.group(2))
+    supports, wake_on = found.get("Supports Wake-on"), found.get("Wake-on")
+    return {"supports": supports, "wake_on": wake_on, "magic": "g" in (supports or ""),
+            "armed": "g" in (wake_on or "") and "d" not in (wake_on or "")}
+
+
 # ------------------------------------------------------------------ perftest
 _BW_HEADER = re.compile(r"#bytes\s+#iterations\s+BW peak\[(Gb|MB|MiB)/sec\]\s+BW average\[(Gb|MB|MiB)/sec\]")
 _LAT_HEADER = re.compile(r"#bytes\s+#iterations\s+t_min\[usec\]")

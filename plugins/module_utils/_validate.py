@@ -53,6 +53,7 @@ PATTERNS = {
     "apt_uri": (r"^(https?|file)://[A-Za-z0-9._~:/@%+-]+/$", "an http(s) or file URI of a package repository, "
                 "ending in /"),
     "duration": (r"^[0-9]{1,6}[smh]$", "a duration such as 90s, 15m or 2h"),
+    "mac": (r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$", "a MAC address such as 80:fa:5b:80:dd:69"),
     "lock_token": (r"^[A-Za-z0-9_-]{16,128}$", "16 to 128 letters, digits, '_' or '-'"),
     "api_key": (r"^[A-Za-z0-9._~+/=-]{16,256}$", "16 to 256 letters, digits and '._~+/=-' (for example the output "
                 "of `openssl rand -hex 32`)"),

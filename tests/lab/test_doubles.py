@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOUBLE = ROOT / "lab" / "doubles" / "spark-double"
 TOOLS = ("nvidia-smi", "ibdev2netdev", "ibv_devinfo", "show_gids", "rdma", "ethtool", "ib_write_bw", "ib_write_lat", "mpirun",
-         "all_reduce_perf", "all_gather_perf")
+         "all_reduce_perf", "all_gather_perf", "lab-link-wol")
 TWINS = ("enp1s0f1np1", "enP2p1s0f1np1")
 
 sys.path.insert(0, str(ROOT / ".collections"))
@@ -48,7 +48,9 @@ class Node:
     def env(self):
         return dict(os.environ, PATH="%s:%s" % (self.bin, os.environ["PATH"]),
                     DGX_LAB_FIXTURES=str(ROOT / "tests" / "fixtures"),
-                    DGX_LAB_SCENARIO_FILE=str(self.scenario_file), DGX_LAB_SYS_NET=str(self.sys_net))
+                    DGX_LAB_SCENARIO_FILE=str(self.scenario_file), DGX_LAB_SYS_NET=str(self.sys_net),
+                    DGX_LAB_WOL_DIR=str(self.sys_net.parent / "wol"),
+                    DGX_LAB_NETWORK_DIRS=str(self.sys_net.parent / "network"))
 
     def run(self, *argv, timeout=30):
         return subprocess.run([str(self.bin / argv[0])] + list(argv[1:]), capture_output=True, text=True,
@@ -67,6 +69,7 @@ UNKNOWN_FORMS = {
     "show_gids": ["rocep1s0f1", "extra"],
     "rdma": ["dev", "show"],
     "ethtool": ["-S", "enp1s0f1np1"],
+    "lab-link-wol": ["--now"],
     "ib_write_bw": ["--bidirectional", "10.10.10.2"],
     "ib_write_lat": ["10.10.10.2"],
     "mpirun": ["-np", "2", "-H", "a:1,b:1", "hostname"],
@@ -216,3 +219,48 @@ def test_show_gids_lists_link_local_gids_in_the_real_layout(node):
     assert [(g["index"], g["version"], g["ipv4"]) for g in gids] == [(0, "v1", None), (1, "v2", None)]
     assert gids[0]["gid"] == "fe80:0000:0000:0000:0042:0aff:fe0a:0a01"
     assert out.stdout.strip().endswith("n_gids_found=2")
+
+
+def test_a_lan_nic_replays_the_recorded_wake_on_lines_and_keeps_what_was_armed(node):
+    node.set_links(up=["eth0"])
+    wol = _tool_output.ethtool_wake_on(node.run("ethtool", "eth0").stdout)
+    assert wol == {"supports": "pumbg", "wake_on": "d", "magic": True, "armed": False}
+    assert node.run("ethtool", "-s", "eth0", "wol", "g").returncode == 0
+    shown = node.run("ethtool", "eth0").stdout
+    assert shown.startswith("Settings for eth0:") and "Link detected: yes" in shown
+    assert _tool_output.ethtool_wake_on(shown)["armed"]
+    assert node.run("ethtool", "-s", "enp1s0f1np1", "wol", "g").stderr.strip() == "netlink error: Operation not supported"
+
+
+def test_a_nic_without_wake_on_lan_prints_no_wake_on_lines_and_refuses_to_arm(node):
+    node.set_links(up=["eth0"])
+    node.scenario("wol_unsupported")
+    shown = node.run("ethtool", "eth0").stdout
+    assert shown.startswith("Settings for eth0:") and "Wake-on" not in shown
+    refused = node.run("ethtool", "-s", "eth0", "wol", "g")
+    assert refused.returncode == 75 and "Operation not supported" in refused.stderr
+    assert not _tool_output.ethtool_wake_on(node.run("ethtool", "eth0").stdout)["armed"]
+
+
+def test_a_boot_arms_only_what_a_matching_link_file_says(node):
+    node.set_links(up=["eth0", "eth1"])
+    network = node.sys_net.parent / "network"
+    network.mkdir()
+    (network / "50-dgx-spark-wol-eth0.link").write_text(
+        "[Match]\nMACAddress=02:42:0a:0a:0a:01\n\n[Link]\nNamePolicy=keep kernel\nWakeOnLan=magic\n")
+    (network / "10-first.link").write_text("[Match]\nOriginalName=eth1\n\n[Link]\nMTUBytes=9000\n")
+    done = node.run("lab-link-wol")
+    assert done.returncode == 0, done.stderr
+    # eth1 matches the earlier file (and only that one); eth0 and eth1 share the test's MAC
+    assert _tool_output.ethtool_wake_on(node.run("ethtool", "eth0").stdout)["armed"]
+    assert not _tool_output.ethtool_wake_on(node.run("ethtool", "eth1").stdout)["armed"]
+
+
+def test_the_lab_host_wakes_only_on_the_magic_pattern():
+    sys.path.insert(0, str(ROOT / "lab"))
+    import power
+    mac = bytes.fromhex("723159bb4f0c")
+    frame = b"\x00" * 42 + b"\xff" * 6 + mac * 16
+    assert power.magic_macs(frame) == {"72:31:59:bb:4f:0c"}
+    assert power.magic_macs(b"\xff" * 6 + mac * 15 + b"\x00" * 6) == set()
+    assert power.magic_macs(b"\xff" * 9 + mac * 16) == {"72:31:59:bb:4f:0c"}  # the sync found anywhere

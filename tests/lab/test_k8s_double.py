@@ -221,3 +221,36 @@ def test_the_lab_inventory_pins_the_lab_artifacts_by_their_digests(parts, tmp_pa
     # the chart packs to the same bytes every time
     pack_chart.pack(str(ROOT / "lab" / "k8s" / "charts" / "gpu-operator"), str(tmp_path / "again.tgz"))
     assert hashlib.sha256((tmp_path / "again.tgz").read_bytes()).hexdigest() == pins["gpu_operator"]["sha256"]
+
+
+def test_a_cordon_moves_nothing_and_a_drain_evicts_unless_a_disruption_budget_forbids(cluster):
+    cluster.node("spark-2959", control_plane=True)
+    cluster.node("spark-ba63")
+    cluster.apply([deployment()])
+
+    def placed():
+        [pod] = json.loads(cluster.kubectl("get", "pods", "-n", "default", "-o", "json").stdout)["items"]
+        return pod["spec"].get("nodeName"), pod["status"]["phase"]
+
+    assert placed()[0] == "spark-ba63"
+    cluster.kubectl("cordon", "spark-ba63")
+    assert placed()[0] == "spark-ba63"  # bound pods stay where they run
+    budget = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "x", "namespace": "default"},
+              "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "x"}}}}
+    cluster.apply([budget])
+    blocked = cluster.kubectl("drain", "spark-ba63", "--ignore-daemonsets", "--timeout=6s", check=False)
+    assert blocked.returncode == 1
+    assert "node/spark-ba63 already cordoned" in blocked.stdout
+    assert ("error when evicting pods/\"x-%s\" -n \"default\" (will retry after 5s): Cannot evict pod as it would "
+            "violate the pod's disruption budget." % blocked.stdout.split("evicting pod default/x-", 1)[1].split()[0]
+            ) in blocked.stdout
+    assert 'global timeout reached: 6s' in blocked.stderr and "There are pending nodes to be drained:" in blocked.stderr
+    assert placed()[0] == "spark-ba63"
+    assert cluster.kubectl("delete", "pdb", "-n", "default", "x").stdout.strip() == \
+        'poddisruptionbudget.policy "x" deleted'
+
+    drained = cluster.kubectl("drain", "spark-ba63", "--ignore-daemonsets", "--timeout=6s")
+    assert "evicted" in drained.stdout and drained.stdout.strip().endswith("node/spark-ba63 drained")
+    assert placed() == (None, "Pending")  # nowhere else to go: the head is tainted
+    cluster.kubectl("uncordon", "spark-ba63")
+    assert placed()[0] == "spark-ba63"

@@ -262,3 +262,49 @@ def test_artifacts_land_under_the_state_directory_by_name_and_version():
     plan = _k8s.artifacts_plan({"gpu_operator": {"version": "v1", "url": "https://x/c.tgz", "sha256": ""}},
                                ["gpu_operator"], "/d/")
     assert plan["gpu_operator"]["file"] == "/d/gpu_operator-v1.tgz"
+
+
+def _pod(namespace, name, **labels):
+    return {"metadata": {"namespace": namespace, "name": name, "labels": labels}}
+
+
+def test_a_drain_blocked_by_a_budget_names_the_pod_and_the_budget():
+    output = fixture_body("kubernetes/kubectl-drain-blocked-by-pdb.txt")
+    budgets = json.dumps({"items": [
+        {"metadata": {"namespace": "istio-system", "name": "istiod"},
+         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "istiod"}}}},
+        {"metadata": {"namespace": "other", "name": "x"}, "spec": {"selector": {"matchLabels": {"app": "istiod"}}}}]})
+    pods = json.dumps({"items": [_pod("istio-system", "istiod-bc4584967-9l5j7", app="istiod", istio="pilot"),
+                                 _pod("argocd", "argo-cd-argocd-server-fbf845cd4-h9pks", app="argocd")]})
+    blockers = _k8s.drain_blockers(output, budgets, pods)
+    # the evicted pods are not blockers; the one retried is, once, with the budget in its namespace that selects it
+    assert blockers == [{"namespace": "istio-system", "pod": "istiod-bc4584967-9l5j7", "budget": "istiod",
+                         "reason": "Cannot evict pod as it would violate the pod's disruption budget."}]
+    assert _k8s.drain_summary(blockers) == [
+        "istio-system/istiod-bc4584967-9l5j7 (PodDisruptionBudget istio-system/istiod): Cannot evict pod as it would "
+        "violate the pod's disruption budget."]
+    assert _k8s.drain_summary(_k8s.drain_blockers(output)) == [
+        "istio-system/istiod-bc4584967-9l5j7 (no PodDisruptionBudget covers it): Cannot evict pod as it would "
+        "violate the pod's disruption budget."]
+
+
+def test_a_budget_selects_by_expressions_too_and_other_refusals_are_said():
+    budgets = {"items": [{"metadata": {"namespace": "ns", "name": "b"}, "spec": {"selector": {"matchExpressions": [
+        {"key": "tier", "operator": "In", "values": ["db"]}, {"key": "canary", "operator": "DoesNotExist"}]}}}]}
+    timeout = 'error when evicting pods/"db-0" -n "ns": global timeout reached: 20s\n'
+    assert _k8s.drain_blockers(timeout, budgets, {"items": [_pod("ns", "db-0", tier="db")]})[0]["budget"] == "b"
+    assert _k8s.drain_blockers(timeout, budgets, {"items": [_pod("ns", "db-0", tier="db", canary="1")]})[0][
+        "budget"] is None
+    refused = ('error: unable to drain node "spark-ba63" due to error: cannot delete Pods that declare no controller '
+               '(use --force to override): default/x, continuing command...\n')
+    assert _k8s.drain_summary(_k8s.drain_blockers(refused)) == [
+        "cannot delete Pods that declare no controller (use --force to override): default/x"]
+    assert _k8s.drain_blockers("node/spark-ba63 cordoned\nnode/spark-ba63 drained\n") == []
+    assert _k8s.drain_blockers(timeout, "not json", None)[0]["budget"] is None
+
+
+def test_not_ready_nodes_are_named():
+    nodes = [{"metadata": {"name": "a"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}},
+             {"metadata": {"name": "b"}, "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}},
+             {"metadata": {"name": "c"}, "status": {}}]
+    assert _k8s.not_ready_nodes(nodes) == ["b", "c"] and _k8s.not_ready_nodes(None) == []
