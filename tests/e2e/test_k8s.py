@@ -394,6 +394,12 @@ def test_down_names_the_budget_that_blocks_the_drain_and_stops_nothing_then_stop
         p["metadata"]["name"].startswith("web-") and p["spec"].get("nodeName") == WORKER
         and p["status"]["phase"] == "Running"
         for p in json.loads(ssh(HEAD, KUBECTL + " get pods -n default -o json").stdout)["items"]))
+    dry_down = playbook("k8s_down.yml", "--check")
+    assert_ok(dry_down)
+    assert "would cordon and drain spark-ba63" in dry_down.stdout
+    assert_ok(playbook("k8s_repair.yml", "--check"))
+    assert_ok(playbook("wake.yml", "--check"))
+    assert schedulable(WORKER) and all(active(node, "kubelet") for node in NODES)
     blocked = playbook("k8s_down.yml", "-e", "k8s_cluster_drain_timeout=6")
     assert blocked.returncode != 0
     assert "could not drain spark-ba63 within 6 s" in blocked.stdout
@@ -412,8 +418,13 @@ def test_down_names_the_budget_that_blocks_the_drain_and_stops_nothing_then_stop
     again = playbook("k8s_down.yml")
     assert_ok(again)
     assert {node: c["changed"] for node, c in recap(again.stdout).items()} == {node: 0 for node in NODES}
+    reset = playbook("k8s_down.yml", "-e", "k8s_down_reset=true")
+    assert_ok(reset)
+    assert changed_in(reset.stdout, "Reset the worker", WORKER) and not changed_in(reset.stdout, "Reset the worker", HEAD)
+    assert ssh(WORKER, "sudo test -e /etc/kubernetes/kubelet.conf", check=False).returncode != 0
     back = repair()
     assert_ok(back)
+    assert changed_in(back.stdout, "Kubeadm join over the fabric", WORKER)
     assert schedulable(WORKER) and node_ready(WORKER) and node_ready(HEAD)
     assert ssh(HEAD, "sudo test -e /var/lib/dgx-spark/k8s/drained.json", check=False).returncode != 0
     ssh(HEAD, KUBECTL + " delete deployment -n default web", check=False)
