@@ -356,6 +356,7 @@ class ApiServer:
         gpus_used = {}
         desired = self.desired_pods()
         bindings = self.state.setdefault("bindings", {})
+        before = dict(bindings)
         keys = ["%s/%s" % (p["metadata"]["namespace"], p["metadata"]["name"]) for p in desired]
         for key in [k for k in bindings if k not in keys or bindings[k] not in by_node]:
             del bindings[key]
@@ -384,7 +385,8 @@ class ApiServer:
             status = reported if reported and fresh else {"phase": "Pending", "reason": "ContainerCreating",
                                                           "restarts": 0, "ready": False}
             result.append(dict(pod, status=pod_status(status)))
-        self.save()
+        if bindings != before:  # kubelets list their pods every heartbeat: write only what placement changed
+            self.save()
         return result
 
     def evict(self, namespace, name):

@@ -30,6 +30,11 @@ def kubeadm_join_failure(text):
     return _k8s.kubeadm_join_failure(_text("kubeadm_join_failure", text))
 
 
+def kubectl_drain_changed(output):
+    """A drain's output -> whether it cordoned the node or evicted a pod."""
+    return _k8s.drain_changed(_text("kubectl_drain_changed", output))
+
+
 def kubectl_drain_blockers(output, pdbs_json="", pods_json=""):
     """A drain's output (stdout and stderr joined) -> the lines that name each pod it could not evict and why."""
     return _k8s.drain_summary(_k8s.drain_blockers(_text("kubectl_drain_blockers", output), pdbs_json, pods_json))
@@ -41,6 +46,7 @@ class FilterModule(object):
     def filters(self):
         return {"kubectl_nodes": kubectl_nodes, "kubeadm_join_command": kubeadm_join_command,
                 "kubeadm_join_failure": kubeadm_join_failure, "kubectl_drain_blockers": kubectl_drain_blockers,
+                "kubectl_drain_changed": kubectl_drain_changed,
                 "k8s_cluster_checks": _k8s.cluster_checks,
                 "k8s_gpu_operator_problem": _k8s.gpu_operator_problem,
                 "k8s_network_problems": _k8s.network_problems,

@@ -70,5 +70,6 @@ class FilterModule(object):
                 "serving_peers": _engine_argv.peers, "serving_first_hosts": serving_first_hosts,
                 "serving_watchdog_rank": _engine_argv.watchdog_rank,
                 "hf_download_argv": _hf_download.hf_download_argv,
+                "hf_download_denied": _hf_download.hf_download_denied,
                 "serving_node": serving_node, "serving_status": serving_status,
                 "serving_reusable": serving_reusable, "hmac_sha256": hmac_sha256, "redact": redact}

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import re
+
 HF_TOKEN_MOUNT = "/run/secrets/hf_token"
 HF_DOWNLOAD_CONTAINER = "dgx-spark-hf-download"  # named, so that a run ends what an interrupted one left running
 # `hf download` (huggingface_hub >= 0.34), else `huggingface-cli download` (older images; NVIDIA's TensorRT-LLM recipe
@@ -26,3 +28,12 @@ def hf_download_argv(entry, settings):
         argv += ["-e", "HF_ENDPOINT=" + settings["endpoint"]]
     return argv + ["-e", "HF_HUB_DISABLE_PROGRESS_BARS=1", entry["image"], "sh", "-c", HF_DOWNLOAD_SCRIPT, "sh",
                    entry["hf_repo"]]
+
+
+# What the Hub's CLI prints when the token is missing or may not read the repository (401/403, a gated repository).
+_ACCESS_DENIED = re.compile(r"401|403|[Gg]ated|[Uu]nauthorized|[Ii]nvalid credentials")
+
+
+def hf_download_denied(output):
+    """Whether a failed download's output (stderr and stdout) says the Hub refused access."""
+    return _ACCESS_DENIED.search(output or "") is not None

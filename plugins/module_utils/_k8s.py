@@ -421,6 +421,14 @@ _DRAIN_REFUSED = re.compile(r"error: unable to drain node \"[^\"]+\"(?: due to e
                             r"(?:, continuing command\.\.\.)?$")
 
 
+_DRAIN_CHANGE = re.compile(r"^(node/\S+ cordoned|pod/\S+ evicted)$", re.M)
+
+
+def drain_changed(output):
+    """Whether a `kubectl drain` changed anything: it cordoned the node (not 'already cordoned') or evicted a pod."""
+    return _DRAIN_CHANGE.search(output or "") is not None
+
+
 def drain_blockers(output, pdbs_json="", pods_json=""):
     """What kept `kubectl drain` from finishing: [{namespace, pod, budget, reason}] - every pod it could not evict
     (the retried 'Cannot evict pod as it would violate the pod's disruption budget.' lines, or the pod named at the

@@ -235,6 +235,13 @@ def test_download_argv_carries_the_token_as_a_mounted_file_only():
     assert not [a for a in anonymous if "HF_TOKEN" in a or "HF_ENDPOINT" in a]
 
 
+def test_a_download_the_hub_refused_is_told_from_other_failures():
+    denied = FILTERS["hf_download_denied"]
+    assert denied("huggingface_hub.errors.GatedRepoError: 401 Client Error. Cannot access gated repo")
+    assert denied("403 Forbidden: Unauthorized") and denied("Invalid credentials in Authorization header")
+    assert not denied("OSError: [Errno 28] No space left on device") and not denied("") and not denied(None)
+
+
 def test_config_hash_changes_with_the_configuration():
     one = entry(params_b=8)
     plan_result = {"tp": 1, "hosts": ["spark-2959"]}

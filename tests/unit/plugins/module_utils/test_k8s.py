@@ -303,6 +303,14 @@ def test_a_budget_selects_by_expressions_too_and_other_refusals_are_said():
     assert _k8s.drain_blockers(timeout, "not json", None)[0]["budget"] is None
 
 
+def test_a_drain_changed_something_when_it_cordoned_or_evicted():
+    recorded = fixture_body("kubernetes/kubectl-drain-blocked-by-pdb.txt")
+    assert _k8s.drain_changed(recorded)  # pods evicted
+    assert _k8s.drain_changed("node/spark-ba63 cordoned\nnode/spark-ba63 drained\n")
+    assert not _k8s.drain_changed("node/spark-ba63 already cordoned\nnode/spark-ba63 drained\n")
+    assert not _k8s.drain_changed("evicting pod default/x\n") and not _k8s.drain_changed(None)
+
+
 def test_not_ready_nodes_are_named():
     nodes = [{"metadata": {"name": "a"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}},
              {"metadata": {"name": "b"}, "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}},
