@@ -4,14 +4,14 @@ VENV := .venv/bin
 NODE ?= spark-2959
 SCENARIO ?= healthy
 
-.PHONY: help setup test demo unit sanity sanity-matrix units lint changelog lab-up lab-down lab-status lab-engine lab-trtllm lab-shell lab-scenario
+.PHONY: help setup test demo unit sanity sanity-matrix units lint changelog lab-up lab-down lab-status lab-engine lab-trtllm lab-train lab-shell lab-scenario
 
 help:
 	@echo "make test           every gate: unit, sanity (2.19 + 2.21), units, lint, build, molecule, lab e2e"
 	@echo "make demo           set up, bring the lab up, launch a model, print the endpoint and a completion"
 	@echo "make setup          virtualenvs, apt packages, ansible-test bootstrap (idempotent)"
 	@echo "make unit | sanity-matrix | units | lint"
-	@echo "make lab-up | lab-down | lab-status | lab-engine | lab-trtllm | lab-shell NODE=... | lab-scenario NODE=... SCENARIO=..."
+	@echo "make lab-up | lab-down | lab-status | lab-engine | lab-trtllm | lab-train | lab-shell NODE=... | lab-scenario NODE=... SCENARIO=..."
 
 setup:
 	scripts/setup.sh all
@@ -54,6 +54,9 @@ lab-engine:
 
 lab-trtllm:
 	lab/lab.sh trtllm
+
+lab-train:
+	lab/lab.sh train
 
 lab-shell:
 	lab/lab.sh shell $(NODE)

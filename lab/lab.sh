@@ -2,7 +2,7 @@
 # The lab: two simulated DGX Sparks (spark-2959 head, spark-ba63 worker) as privileged podman containers
 # with systemd, sshd, sudo, their own dockerd, a management network and the two fabric twins (MTU 9000,
 # real interface names, one subnet each).
-#   lab.sh up | down | status | engine | trtllm | reboot | shell NODE | scenario NODE SCENARIO | thaw NODE
+#   lab.sh up | down | status | engine | trtllm | train | reboot | shell NODE | scenario NODE SCENARIO | thaw NODE
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -71,6 +71,10 @@ ensure_networks() {
 # stand-in manifests and chart), built once into the lab cache; every node mounts them at /opt/dgx-spark-lab/k8s.
 k8s_parts() { python3 "$here/k8s/build.py"; }
 
+# The training environment (lab/train/build_train_env.sh) lives in the lab cache, outside the checkout; every node
+# mounts its directory, empty until `lab.sh train` builds the venv into it.
+train_dir=${DGX_SPARK_LAB_CACHE:-$HOME/.cache/dgx-spark-lab}/train
+
 mount_source() { podman inspect -f "{{range .Mounts}}{{if eq .Destination \"$2\"}}{{.Source}}{{end}}{{end}}" "$1"; }
 
 start_node() {
@@ -87,6 +91,8 @@ start_node() {
       die "$node is running from another checkout ($owner); run its lab.sh down first"
     elif [[ $(mount_source "$name" /opt/dgx-spark-lab/k8s) != "$k8s" ]]; then
       log "$node mounts older Kubernetes parts; recreating it"
+    elif [[ $(mount_source "$name" /opt/dgx-spark-lab/train) != "$train_dir" ]]; then
+      log "$node does not mount the training environment; recreating it"
     else
       return 0
     fi
@@ -103,6 +109,7 @@ start_node() {
     -v "$here/doubles:/opt/dgx-spark-lab/bin:ro" \
     -v "$repo/tests/fixtures:/opt/dgx-spark-lab/fixtures:ro" \
     -v "$k8s:/opt/dgx-spark-lab/k8s:ro" \
+    -v "$train_dir:/opt/dgx-spark-lab/train:ro" \
     -v "$state/authorized_keys:/etc/dgx-spark-lab/authorized_keys:ro" \
     "$image" >/dev/null
   log "$node started"
@@ -219,6 +226,7 @@ cmd_up() {
   close_ssh_masters
   "$here/build_node_image.sh" >/dev/null
   k8s=$(k8s_parts)
+  mkdir -p "$train_dir"
   ensure_networks
   for node in "${nodes[@]}"; do start_node "$node" "$k8s"; done
   for node in "${nodes[@]}"; do
@@ -337,6 +345,13 @@ cmd_scenario() {
   log "$node: scenario $scenario"
 }
 
+# torch for the training jobs: the venv built once into the directory every node mounts.
+cmd_train() {
+  podman_env
+  "$here/train/build_train_env.sh" >/dev/null
+  log "training venv ready on every node at /opt/dgx-spark-lab/train/venv"
+}
+
 cmd_thaw() {
   local node=${1:-}
   known_node "$node"
@@ -358,8 +373,9 @@ case "${1:-}" in
   engine) cmd_engine ;;
   reboot) cmd_reboot ;;
   trtllm) cmd_trtllm ;;
+  train) cmd_train ;;
   shell) cmd_shell "${2:-}" ;;
   scenario) cmd_scenario "${2:-}" "${3:-}" ;;
   thaw) cmd_thaw "${2:-}" ;;
-  *) echo "usage: $0 up|down|status|engine|trtllm|reboot|shell NODE|scenario NODE SCENARIO|thaw NODE" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|engine|trtllm|train|reboot|shell NODE|scenario NODE SCENARIO|thaw NODE" >&2; exit 2 ;;
 esac

@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import json
+
 from ansible.errors import AnsibleFilterError
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _train
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _catalog, _train
 
 
 def _text(name, text):
@@ -25,9 +27,36 @@ def train_progress(text):
     return _train.progress(_text("train_progress", text))
 
 
+def _catalog_error(call, *args):
+    try:
+        return call(*args)
+    except _catalog.CatalogError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+def train_job(catalog, key, overrides=None):
+    return _catalog_error(_train.job_entry, catalog, key, overrides or {})
+
+
+def train_ranks(job, run_id, hosts, addresses, settings):
+    if len(hosts) != len(addresses):
+        raise AnsibleFilterError("train_ranks: %d hosts but %d addresses" % (len(hosts), len(addresses)))
+    return _train.job_ranks(job, run_id, list(hosts), list(addresses), settings)
+
+
+def train_view(status, straggler_steps=20):
+    if isinstance(status, str):
+        status = json.loads(status)
+    view = _train.run_view(status, int(straggler_steps))
+    view["lines"] = _train.view_lines(view)
+    return view
+
+
 class FilterModule(object):
     """dgx_spark.cluster training filters."""
 
     def filters(self):
         return {"torchrun_failure": torchrun_failure, "train_progress": train_progress,
-                "train_stragglers": _train.stragglers, "train_merge_logs": _train.merge_logs}
+                "train_stragglers": _train.stragglers, "train_merge_logs": _train.merge_logs,
+                "train_job": train_job, "train_ranks": train_ranks, "train_view": train_view,
+                "train_unit": _train.unit_name, "train_start_problem": _train.start_problem}

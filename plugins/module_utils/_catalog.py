@@ -81,6 +81,28 @@ def _int_in(model, field, value, low, high, also=None):
     return value
 
 
+def validated_env(owner, env, role_env):
+    """An entry's extra environment as {NAME: "value"}: names and values of safe characters, no secret (they are
+    never written where `systemctl show` or `docker inspect` prints them) and none of role_env (the role sets those).
+    owner names the entry in a rejection ("model x", "job y")."""
+    if not isinstance(env, dict):
+        raise CatalogError("%s: env must be a mapping of NAME: value, got %r" % (owner, env))
+    for name, value in env.items():
+        found = _validate.problem("env name", name, "env_name", PATTERNS)
+        if found:
+            raise CatalogError("%s: %s" % (owner, found))
+        if SECRET_ENV.search(name):
+            raise CatalogError("%s: env %s is not allowed: secrets (tokens, keys) never go in the catalog; "
+                               "the role passes them from a file or the controller's environment" % (owner, name))
+        if name in role_env:
+            raise CatalogError("%s: env %s is not allowed: the role sets it for every rank (from the plan "
+                               "and the inventory)" % (owner, name))
+        found = _validate.problem("env %s" % name, str(value), "env_value", PATTERNS)
+        if found:
+            raise CatalogError("%s: %s" % (owner, found))
+    return dict((name, str(value)) for name, value in env.items())
+
+
 def validate_extra_args(model, args, engine="vllm"):
     found = _validate.extra_args_problem("extra_args", args, RESERVED_ARGS[engine],
                                          "is set by the role from the catalog entry and the plan")
@@ -193,19 +215,7 @@ def validate_entry(key, entry, engine_root=TRT_ENGINE_ROOT):
                 raise CatalogError("model %s: %s is for engine trtllm, not %s" % (key, field, out["engine"]))
     out["port"] = _int_in(key, "port", entry.get("port", 8355 if out["engine"] == "trtllm" else 8000), 1024, 65535)
     out["extra_args"] = validate_extra_args(key, entry.get("extra_args", []), out["engine"])
-    env = entry.get("env", {})
-    if not isinstance(env, dict):
-        raise CatalogError("model %s: env must be a mapping of NAME: value, got %r" % (key, env))
-    for name, value in env.items():
-        _rule(key, "env name", name, "env_name")
-        if SECRET_ENV.search(name):
-            raise CatalogError("model %s: env %s is not allowed: secrets (tokens, keys) never go in the catalog; "
-                               "the role passes them from a file or the controller's environment" % (key, name))
-        if name in ROLE_ENV:
-            raise CatalogError("model %s: env %s is not allowed: the role sets it for every rank (from the plan "
-                               "and the inventory)" % (key, name))
-        _rule(key, "env %s" % name, str(value), "env_value")
-    out["env"] = dict((name, str(value)) for name, value in env.items())
+    out["env"] = validated_env("model %s" % key, entry.get("env", {}), ROLE_ENV)
     for field in ("kv_cache_gib", "overhead_gib"):
         value = entry.get(field)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
