@@ -360,7 +360,8 @@ def run_view(status, straggler_steps):
     """The helper's `status` answer ({record, ranks: [probe + rank, host]}) -> {id, job, state, reason, started,
     ended, gate, failure, ranks: [{rank, host, state, step, loss, result, exit_code, exit_status}], stragglers,
     root_cause}: each rank's last step and loss from its log, the stragglers among running ranks, and for a failed
-    run the cause from torchrun's report in the failed rank's log (torchrun_failure), when it printed one."""
+    run the cause from torchrun's report in the failed rank's log (torchrun_failure), when it printed one (the log's
+    last lines the watcher kept in the record when the journal no longer has them)."""
     record = status.get("record") or {}
     state = record.get("state", "unknown")
     ranks = []
@@ -375,7 +376,7 @@ def run_view(status, straggler_steps):
     root_cause = None
     if failure:
         failed = next((probe for probe in status.get("ranks", []) if probe.get("rank") == failure.get("rank")), {})
-        root_cause = torchrun_failure("\n".join(failed.get("tail") or []))
+        root_cause = torchrun_failure("\n".join(failed.get("tail") or failure.get("tail") or []))
     return {"id": record.get("id"), "job": record.get("job"), "state": state, "reason": record.get("reason"),
             "started": record.get("started"), "ended": record.get("ended"), "gate": record.get("gate"),
             "failure": failure, "others_stopped_after": record.get("others_stopped_after"), "ranks": ranks,

@@ -164,6 +164,7 @@ def test_a_rank_killed_mid_run_stops_the_other_within_the_bound_and_names_the_ra
                       "the watcher stopping the other rank")
     assert failed["state"] == "failed" and failed["failure"]["rank"] == 1 and failed["failure"]["host"] == WORKER
     assert failed["others_stopped_after"] < 10
+    assert any("ChildFailedError" in line for line in failed["failure"]["tail"])  # torchrun's report, kept
     head_end = json.loads(ssh(HEAD, "cat %s/%s/rank-0.json" % (STATE, run_id)).stdout)["ended"]
     assert head_end - failed["failure"]["ended"] < 15  # the bound: the watcher's look, SSH, torchrun's SIGTERM
     for node in NODES:

@@ -30,6 +30,7 @@ import sys
 import time
 
 HELPER = os.path.abspath(__file__)
+TAIL_LINES = 200
 ENDED = ("succeeded", "failed", "stopped")
 
 
@@ -117,12 +118,14 @@ def _run_all(commands, timeout):
     return out
 
 
-def probe_all(record, lines=0):
+def probe_all(record, lines=0, ranks=None):
+    """Every rank's probe (or those of `ranks`), at once, with their last `lines` journal lines."""
+    ranks = record["ranks"] if ranks is None else ranks
     commands = [_on_node(rank, ["sudo", "-n", "/usr/bin/python3", HELPER, "probe", record["id"], rank["unit"],
                                 rank["result_file"], str(lines), str(record["master_port"] if rank["rank"] == 0 else 0)])
-                for rank in record["ranks"]]
+                for rank in ranks]
     states = []
-    for rank, (code, stdout) in zip(record["ranks"], _run_all(commands, 30)):
+    for rank, (code, stdout) in zip(ranks, _run_all(commands, 30)):
         try:
             found = json.loads(stdout)
         except ValueError:
@@ -211,8 +214,11 @@ def watch(path, interval=1.0):
                 return  # the run had ended another way meanwhile (stopped)
             others = [rank for rank, state in zip(record["ranks"], states) if not _failed(state)]
             stop_ranks(record, others)
-            _locked_update(path, lambda current: dict(current, ended=time.time(),
-                                                      others_stopped_after=round(time.time() - detected, 2)))
+            stopped_after = round(time.time() - detected, 2)
+            # the failed rank's last lines (torchrun's report) kept with the run, for status after the journal rotates
+            tail = probe_all(record, TAIL_LINES, [rank for rank in record["ranks"] if rank["rank"] == first["rank"]])
+            _locked_update(path, lambda current: dict(current, ended=time.time(), others_stopped_after=stopped_after,
+                                                      failure=dict(current["failure"], tail=tail[0].get("tail", []))))
             return
         if all(state["result"] is not None for state in states):
             mark(path, "succeeded", "every rank ended with exit code 0", ended=time.time())

@@ -57,7 +57,13 @@ def test_the_rendezvous_peers_are_the_established_connections_to_the_master_port
 def test_a_failed_rank_stops_the_others_and_the_run_is_failed_naming_it(tmp_path, monkeypatch):
     path = write_record(tmp_path)
     failed = {"result": "exit-code", "exit_code": "exited", "exit_status": "1", "ended": 10.0}
-    monkeypatch.setattr(helper, "probe_all", lambda record, lines=0: states(None, failed))
+    looks = []
+
+    def probe_all(record, lines=0, ranks=None):
+        looks.append((lines, [rank["rank"] for rank in ranks or record["ranks"]]))
+        found = states(None, failed)
+        return [dict(found[1], tail=["ChildFailedError"])] if ranks else found
+    monkeypatch.setattr(helper, "probe_all", probe_all)
     stopped = []
     monkeypatch.setattr(helper, "stop_ranks", lambda record, ranks: stopped.extend(rank["rank"] for rank in ranks))
     helper.watch(path, interval=0)
@@ -65,13 +71,14 @@ def test_a_failed_rank_stops_the_others_and_the_run_is_failed_naming_it(tmp_path
     assert record["state"] == "failed" and record["failure"]["rank"] == 1 and record["failure"]["host"] == "spark-ba63"
     assert record["reason"] == "rank 1 (spark-ba63) ended: exited 1" and stopped == [0]
     assert record["others_stopped_after"] >= 0
+    assert looks[-1] == (200, [1]) and record["failure"]["tail"] == ["ChildFailedError"]  # kept for later
 
 
 def test_every_rank_succeeded_marks_the_run_succeeded(tmp_path, monkeypatch):
     path = write_record(tmp_path)
     done = {"result": "success", "exit_code": "exited", "exit_status": "0", "ended": 10.0}
     looks = iter([states(None, done), states(done, done)])
-    monkeypatch.setattr(helper, "probe_all", lambda record, lines=0: next(looks))
+    monkeypatch.setattr(helper, "probe_all", lambda record, lines=0, ranks=None: next(looks))
     monkeypatch.setattr(helper, "stop_ranks", refuse("stopped"))
     helper.watch(path, interval=0)
     assert json.loads(Path(path).read_text())["state"] == "succeeded"
@@ -81,7 +88,7 @@ def test_a_rank_gone_without_a_result_fails_the_run_after_three_looks(tmp_path, 
     path = write_record(tmp_path)
     gone = states(None, None)
     gone[1]["active"] = "inactive"
-    monkeypatch.setattr(helper, "probe_all", lambda record, lines=0: gone)
+    monkeypatch.setattr(helper, "probe_all", lambda record, lines=0, ranks=None: gone)
     monkeypatch.setattr(helper, "stop_ranks", lambda record, ranks: None)
     helper.watch(path, interval=0)
     record = json.loads(Path(path).read_text())

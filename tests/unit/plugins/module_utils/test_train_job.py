@@ -130,6 +130,13 @@ def test_a_failed_run_names_the_rank_its_cause_and_the_rank_the_watcher_stopped(
                                        "rank 1 (spark-ba63): failed, step 22, loss 1.00321 (exited 1)"]
 
 
+def test_the_cause_comes_from_the_record_when_the_journal_no_longer_has_it():
+    status = lab_failure_status()
+    status["record"]["failure"]["tail"] = status["ranks"][1]["tail"]
+    status["ranks"][1]["tail"] = []
+    assert _train.run_view(status, 20)["root_cause"]["exitcode"] == -9
+
+
 def test_a_rank_stopped_by_the_watcher_leaves_no_childfailederror_report():
     assert _train.torchrun_failure(fixture_body("torchrun/lab-torch2.13-hung-rank-stopped-by-watcher.txt")) is None
 
