@@ -357,13 +357,17 @@ def _rank_state(probe, record):
 
 
 def run_view(status, straggler_steps):
-    """The helper's `status` answer ({record, ranks: [probe + rank, host]}) -> {id, job, state, reason, started,
+    """The helper's `status` answer ({record, ranks: [probe + rank, host], watcher}) -> {id, job, state (the record's;
+    lost when it says starting or running but its watcher is gone), reason, started,
     ended, gate, failure, ranks: [{rank, host, state, step, loss, result, exit_code, exit_status}], stragglers,
     root_cause}: each rank's last step and loss from its log, the stragglers among running ranks, and for a failed
     run the cause from torchrun's report in the failed rank's log (torchrun_failure), when it printed one (the log's
     last lines the watcher kept in the record when the journal no longer has them)."""
     record = status.get("record") or {}
-    state = record.get("state", "unknown")
+    state, reason = record.get("state", "unknown"), record.get("reason")
+    if state in ("starting", "running") and status.get("watcher") is False:
+        state, reason = "lost", ("its watcher is not running (a node rebooted, or it was stopped by hand): the ranks "
+                                 "are not watched; train_stop.yml ends what is left")
     ranks = []
     for probe in status.get("ranks", []):
         found = progress("\n".join(probe.get("tail") or []))
@@ -377,7 +381,7 @@ def run_view(status, straggler_steps):
     if failure:
         failed = next((probe for probe in status.get("ranks", []) if probe.get("rank") == failure.get("rank")), {})
         root_cause = torchrun_failure("\n".join(failed.get("tail") or failure.get("tail") or []))
-    return {"id": record.get("id"), "job": record.get("job"), "state": state, "reason": record.get("reason"),
+    return {"id": record.get("id"), "job": record.get("job"), "state": state, "reason": reason,
             "started": record.get("started"), "ended": record.get("ended"), "gate": record.get("gate"),
             "failure": failure, "others_stopped_after": record.get("others_stopped_after"), "ranks": ranks,
             "stragglers": stragglers(running, straggler_steps) if len(running) > 1 else [],

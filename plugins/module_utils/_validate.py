@@ -24,6 +24,8 @@ PATTERNS = {
     "user": (r"^[a-z_][a-z0-9_-]{0,31}$", "a user name"),
     "path": (r"^/(?!.*/\.\.(/|$))[A-Za-z0-9._/@+-]{0,1023}$",
              "an absolute path of letters, digits and '._/@+-', without '..'"),
+    "relative_path": (r"^(?!/)(?!(.*/)?\.\.(/|$))[A-Za-z0-9._/@+-]{1,1023}$",
+                      "a relative path of letters, digits and '._/@+-', without '..' (a file inside a project)"),
     "command": (r"^[A-Za-z0-9_./-]{1,255}$", "a command name or absolute path"),
     "command_name": (r"^[A-Za-z0-9._+-]{1,255}$", "a command name (letters, digits and '._+-')"),
     "container": (r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", "a container name (letters, digits, '_.-')"),

@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from labkit import NODES, ROOT, async_job_files, lab, playbook, recap, rejected_before_connecting, ssh
+from labkit import NODES, ROOT, ansible_env, async_job_files, lab, playbook, recap, rejected_before_connecting, ssh
 
 REPORTS = ROOT / "reports"
 
@@ -106,12 +106,18 @@ def nccl_report():
     return json.loads((REPORTS / "nccl_test.json").read_text())
 
 
-def test_nccl_gate_passes_when_healthy():
-    out = playbook("nccl_test.yml")
-    assert out.returncode == 0, out.stdout[-4000:]
+def test_nccl_gate_passes_when_healthy_and_hands_its_verdict_to_ansible_runner(tmp_path):
+    import ansible_runner
+    run = ansible_runner.run(private_data_dir=str(tmp_path), project_dir=str(ROOT), quiet=True,
+                             playbook=str(ROOT / "playbooks" / "nccl_test.yml"),
+                             inventory=str(ROOT / "inventory" / "lab.yml"), envvars=ansible_env())
+    assert (run.status, run.rc) == ("successful", 0)
     report = nccl_report()
     assert report["passed"] is True and report["avg_busbw_gbps"] >= 21.875
     assert [row["size_bytes"] for row in report["rows"]] == [1 << 30, 1 << 31, 1 << 32]
+    [stats] = [event for event in run.events if event["event"] == "playbook_on_stats"]
+    verdict = stats["event_data"]["artifact_data"]["nccl_test"]  # set_stats: AWX job artifacts too
+    assert verdict["passed"] is True and verdict["failed_checks"] == [] and verdict["report"].endswith("nccl_test.json")
 
 
 def test_nccl_gate_fails_when_slow(scenario):

@@ -181,17 +181,27 @@ def test_status_of_a_healthy_cluster_names_every_rank():
     assert "rank 1 on spark-ba63: dgx-spark-serve-lab-tiny-llama-tp2-r1 running" in out.stdout
 
 
-def test_status_reaches_python_through_ansible_runner(tmp_path):
+def runner_artifacts(private_dir, name, **extravars):
+    """ansible-runner's run of playbooks/<name> on the lab -> its set_stats data (AWX's job artifacts)."""
     import ansible_runner
-    run = ansible_runner.run(private_data_dir=str(tmp_path), project_dir=str(ROOT), quiet=True,
-                             playbook=str(ROOT / "playbooks" / "model_status.yml"),
+    run = ansible_runner.run(private_data_dir=str(private_dir), project_dir=str(ROOT), quiet=True,
+                             playbook=str(ROOT / "playbooks" / name), extravars=extravars,
                              inventory=str(ROOT / "inventory" / "lab.yml"), envvars=ansible_env())
     assert (run.status, run.rc) == ("successful", 0)
     [stats] = [event for event in run.events if event["event"] == "playbook_on_stats"]
-    status = stats["event_data"]["artifact_data"]["model_serving_status"]  # set_stats: AWX job artifacts too
+    return stats["event_data"]["artifact_data"]
+
+
+def test_status_and_a_relaunch_reach_python_through_ansible_runner(tmp_path):
+    status = runner_artifacts(tmp_path / "status", "model_status.yml")["model_serving_status"]
     assert (status["state"], status["model"]) == ("healthy", "lab-tiny-llama-tp2")
     assert [(rank["rank"], rank["host"], rank["state"]) for rank in status["ranks"]] == [
         (0, "spark-2959", "running"), (1, "spark-ba63", "running")]
+    launch = runner_artifacts(tmp_path / "launch", "launch_model.yml", model="lab-tiny-llama-tp2")["launch_model"]
+    assert (launch["model"], launch["served_name"], launch["mode"], launch["tp"], launch["reused"]) == (
+        "lab-tiny-llama-tp2", "tiny-llama", "tp", 2, True)
+    assert launch["endpoint"] == "http://10.10.10.1:8000/v1" and launch["config"] == status["config"]
+    assert 0 < launch["seconds"] < 120
 
 
 def test_a_killed_worker_is_seen_by_status_and_the_next_launch_relaunches():

@@ -135,6 +135,12 @@ def test_status_while_it_runs_then_relaunch_reports_it_and_stop_is_idempotent():
     assert status.returncode == 0, status.stdout[-3000:]
     assert "%s (tiny-regression): running" % run_id in status.stdout
     assert len(re.findall(r"rank \d \(spark-\w+\): running, step \d+, loss", status.stdout)) == 2, status.stdout
+    other = playbook("train.yml", "-e", "job=other", "-e", "train_skip_gate=true", "-e", json.dumps(
+        {"train_launch_jobs": {"other": {"script": "/usr/local/lib/dgx-spark/train/examples/tiny_regression.py",
+                                         "venv": "/opt/dgx-spark-lab/train/venv"}}}))
+    assert other.returncode != 0
+    assert "Another training run is live, nothing was started: %s (record on spark-2959)" % run_id in other.stdout, \
+        other.stdout[-3000:]
     again = playbook("train.yml", "-e", "job=tiny-regression", "-e", job(3000), "-e", "train_skip_gate=true")
     assert again.returncode == 0, again.stdout[-3000:]
     assert "%s: already running, nothing started" % run_id in again.stdout

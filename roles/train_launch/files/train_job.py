@@ -11,7 +11,8 @@
                             failure it stops every other rank and marks the run failed, naming the rank; when every
                             rank succeeded it marks the run succeeded.
   mark RECORD STATE [WHY]   sets the run's state (stopped, failed, running) unless it already ended.
-  status RECORD N           (head, the admin user) the record and every rank's probe with N journal lines.
+  status RECORD N           (head, the admin user) the record, every rank's probe with N journal lines, and whether
+                            the watcher runs.
   runs DIR                  the runs whose record is under DIR: id, job, state, started, ranks, and whether it is
                             live (starting or running with its watcher active).
   stop UNIT...              (root) stops the units that are active; prints those it stopped.
@@ -226,17 +227,21 @@ def watch(path, interval=1.0):
         time.sleep(interval)
 
 
+def _is_active(unit):
+    state = subprocess.run(["systemctl", "is-active", unit or "none"], capture_output=True, text=True, check=False)
+    return state.stdout.strip() == "active"
+
+
 def runs(state_dir):
     found = []
     for name in sorted(os.listdir(state_dir)) if os.path.isdir(state_dir) else []:
         record = _read_json(os.path.join(state_dir, name, "job.json"))
         if not isinstance(record, dict) or "id" not in record:
             continue
-        watcher = subprocess.run(["systemctl", "is-active", record.get("watcher", "")], capture_output=True,
-                                 text=True, check=False).stdout.strip()
+        ranks = record.get("ranks") or [{}]
         found.append({"id": record["id"], "job": record.get("job"), "state": record.get("state"),
-                      "started": record.get("started"), "ranks": record.get("ranks", []),
-                      "live": record.get("state") in ("starting", "running") and watcher == "active"})
+                      "started": record.get("started"), "ranks": ranks, "host": ranks[0].get("host"),
+                      "live": record.get("state") in ("starting", "running") and _is_active(record.get("watcher"))})
     return found
 
 
@@ -262,7 +267,8 @@ def main(argv):
         watch(argv[2])
     elif command == "status" and len(argv) == 4:
         record = _read_json(argv[2])
-        print(json.dumps({"record": record, "ranks": probe_all(record, int(argv[3])) if record else []}))
+        print(json.dumps({"record": record, "ranks": probe_all(record, int(argv[3])) if record else [],
+                          "watcher": _is_active(record["watcher"]) if record else None}))
     elif command == "runs" and len(argv) == 3:
         print(json.dumps(runs(argv[2])))
     elif command == "stop" and len(argv) >= 3:

@@ -190,3 +190,13 @@ def test_a_rank_that_ended_before_starting_and_a_failed_systemd_run():
         "the rank unit did not start on spark-ba63 (Failed to start transient service unit: Unit x already exists.)")
     assert _train.start_problem(HOSTS, STARTED, {"rc": 1, "stderr": "no"}, None, 30) == \
         "the watcher did not start on the head (no)"
+
+
+def test_a_run_whose_watcher_is_gone_is_lost_not_running():
+    status = {"record": {"id": RUN, "state": "running", "reason": "every rank started"}, "watcher": False, "ranks": [
+        {"rank": 0, "host": "a", "active": "inactive", "workers": 0, "result": None, "tail": []}]}
+    view = _train.run_view(status, 20)
+    assert view["state"] == "lost" and "its watcher is not running" in view["reason"]
+    assert view["ranks"][0]["state"] == "not running"
+    status["watcher"] = True
+    assert _train.run_view(status, 20)["state"] == "running"
