@@ -38,8 +38,9 @@ venv=$root/.venv/bin
 export PATH=$venv:$PATH
 
 stage "setup" "" scripts/setup.sh all
+# two workers: the AWX and Semaphore configuration tests run ansible-playbook against their API doubles
 stage "unit tests (pytest: plugins, lab doubles)" "$out/pytest-unit.xml" \
-  "$venv/pytest" -q tests/unit tests/lab --junitxml="$out/pytest-unit.xml" -p no:cacheprovider
+  "$venv/pytest" -q -n 2 tests/unit tests/lab --junitxml="$out/pytest-unit.xml" -p no:cacheprovider
 stage "ansible-test sanity (ansible-core 2.19, Python 3.11)" "" scripts/ansible_test.sh .venv 3.11 sanity
 stage "ansible-test sanity (ansible-core 2.21, Python 3.12)" "" scripts/ansible_test.sh .venv-2.21 3.12 sanity
 stage "ansible-test units (ansible-core 2.19, Python 3.11)" "$out/ansible-test-units/*.xml" \

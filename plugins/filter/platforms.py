@@ -17,9 +17,15 @@ def awx_job_templates(prefix, models, jobs):
     return out
 
 
+def semaphore_templates(prefix, models, jobs):
+    return [{"name": template["name"], "playbook": template["playbook"], "description": template["description"],
+             "survey_vars": _surveys.semaphore_survey_vars(template)}
+            for template in _surveys.templates(prefix, list(models), list(jobs))]
+
+
 class FilterModule(object):
     """dgx_spark.cluster automation platform filters."""
 
     def filters(self):
         return {"awx_job_templates": awx_job_templates, "awx_workflow_nodes": _surveys.awx_workflow_nodes,
-                "awx_site_survey": _surveys.awx_site_survey}
+                "awx_site_survey": _surveys.awx_site_survey, "semaphore_templates": semaphore_templates}

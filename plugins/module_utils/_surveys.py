@@ -7,7 +7,8 @@ one source: each playbook, what it asks for when launched, and the "site" workfl
 A question's variable is the extra variable its playbook reads (`-e model=...`); its choices come from the catalogs
 (every key of the serving or training catalog) or are fixed (true/false). The AWX survey specification follows
 AWX's rules for a survey (awx/api/views: name, description, spec; each question's type, question_name, variable,
-required; a multiplechoice's choices and a default among them).
+required; a multiplechoice's choices and a default among them). Semaphore's survey variables follow its template
+API (db/Template.go SurveyVar: name, title, description, required, type "" / "int" / "enum" with values).
 """
 
 from __future__ import annotations
@@ -95,3 +96,15 @@ def awx_site_survey(prefix, models):
                   if template["playbook"] == "playbooks/launch_model.yml")
     return dict(awx_survey_spec(launch), name="%s - site" % prefix,
                 description="Preflight, fabric, the RoCE and NCCL gates, Kubernetes, then the model")
+
+
+def semaphore_survey_vars(template):
+    """Semaphore's survey variables of a template (its template API's survey_vars)."""
+    out = []
+    for question in template["questions"]:
+        item = {"name": question["variable"], "title": question["question"], "description": question["question"],
+                "required": question["required"], "type": "enum" if question["choices"] is not None else ""}
+        if question["choices"] is not None:
+            item["values"] = [{"name": choice, "value": choice} for choice in question["choices"]]
+        out.append(item)
+    return out

@@ -184,6 +184,7 @@ def test_status_of_a_healthy_cluster_names_every_rank():
 def runner_artifacts(private_dir, name, **extravars):
     """ansible-runner's run of playbooks/<name> on the lab -> its set_stats data (AWX's job artifacts)."""
     import ansible_runner
+    private_dir.mkdir()
     run = ansible_runner.run(private_data_dir=str(private_dir), project_dir=str(ROOT), quiet=True,
                              playbook=str(ROOT / "playbooks" / name), extravars=extravars,
                              inventory=str(ROOT / "inventory" / "lab.yml"), envvars=ansible_env())
@@ -222,12 +223,13 @@ def test_a_hung_worker_whose_container_still_runs_is_broken_for_status_and_relau
     # every process of the worker's engine but the container's main one is frozen: the container runs, the rank
     # does not answer; only a real completion tells
     ssh("spark-ba63", "docker exec dgx-spark-serve-lab-tiny-llama-tp2-r1 sh -c 'kill -STOP -1'")
-    status = playbook("model_status.yml", "-e", "model_serving_status_timeout=20")
+    # a completion of the tiny model takes well under a second: 10 s without an answer is a hung rank
+    status = playbook("model_status.yml", "-e", "model_serving_status_timeout=10")
     assert status.returncode != 0
     assert "rank 1 on spark-ba63: dgx-spark-serve-lab-tiny-llama-tp2-r1 running" in status.stdout, status.stdout[-3000:]
     assert "): broken" in status.stdout and "but a real completion failed" in status.stdout
     assert "rank 0 on spark-2959: dgx-spark-serve-lab-tiny-llama-tp2-r0 running" in status.stdout
-    out = playbook("launch_model.yml", "-e", "model=lab-tiny-llama-tp2")
+    out = playbook("launch_model.yml", "-e", "model=lab-tiny-llama-tp2", "-e", "model_serving_status_timeout=10")
     assert out.returncode == 0, out.stdout[-4000:]
     assert "already serving" not in out.stdout and completion_text() == TEXTS["solo"]
 

@@ -82,3 +82,13 @@ def test_the_site_workflow_chains_existing_templates_in_site_order():
     assert all(node["unified_job_template"]["name"] in names for node in nodes)
     assert [node.get("related", {}).get("success_nodes") for node in nodes[:-1]] == [
         [{"identifier": node["identifier"]}] for node in nodes[1:]]
+
+
+def test_semaphore_survey_vars_offer_the_same_choices():
+    found = dict((template["playbook"], template) for template in templates())
+    [model] = _surveys.semaphore_survey_vars(found["playbooks/launch_model.yml"])
+    assert (model["name"], model["type"], model["required"]) == ("model", "enum", True)
+    assert [value["value"] for value in model["values"]] == sorted(SERVING + ["extra"])
+    status = _surveys.semaphore_survey_vars(found["playbooks/train_status.yml"])
+    assert status == [{"name": "job", "title": "Run id, or a job key for its latest run",
+                       "description": "Run id, or a job key for its latest run", "required": True, "type": ""}]
