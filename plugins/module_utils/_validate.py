@@ -58,6 +58,8 @@ PATTERNS = {
     "mac": (r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$", "a MAC address such as 80:fa:5b:80:dd:69"),
     "train_run": (r"^[a-z0-9][a-z0-9._-]{0,63}(-[0-9]{8}t[0-9]{6})?$",
                   "a training run id (<job>-<YYYYMMDD>t<HHMMSS>, as train.yml names a run) or a job key (its latest run)"),
+    "name_prefix": (r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,40}$",
+                    "1 to 41 letters, digits, spaces and '._-' (the prefix of the objects' names)"),
     "pixi_env": (r"^[a-z0-9][a-z0-9_-]{0,63}$", "a pixi environment name (lowercase letters, digits, '_-')"),
     "lock_token": (r"^[A-Za-z0-9_-]{16,128}$", "16 to 128 letters, digits, '_' or '-'"),
     "api_key": (r"^[A-Za-z0-9._~+/=-]{16,256}$", "16 to 256 letters, digits and '._~+/=-' (for example the output "

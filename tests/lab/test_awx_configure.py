@@ -129,7 +129,7 @@ def test_check_mode_on_a_new_controller_writes_nothing_and_names_what_it_would_c
 
 @pytest.mark.parametrize("setting, message", [
     ("awx_configure_scm_url=file:///etc", "awx_configure_scm_url 'file:///etc' is not allowed"),
-    ("awx_configure_prefix=x;y", "awx_configure_prefix must be 1 to 41 letters"),
+    ("awx_configure_prefix=x;y", "awx_configure_prefix 'x;y' is not allowed: must be 1 to 41 letters"),
     ("awx_configure_inventory_file=../x.yml", "awx_configure_inventory_file '../x.yml' is not allowed: must be a relative"),
 ])
 def test_bad_settings_are_refused_before_the_controller_is_contacted(controller, setting, message):
