@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,32 @@ def playbook(name, *args, timeout=900, env=None):
     argv = [str(VENV_BIN / "ansible-playbook"), str(ROOT / "playbooks" / name)] + list(args)
     return subprocess.run(argv, cwd=str(ROOT), capture_output=True, text=True, timeout=timeout, check=False,
                           env=ansible_env(**(env or {})))
+
+
+def _runner_run(private_dir, **kwargs):
+    import ansible_runner
+    private_dir.mkdir(parents=True, exist_ok=True)
+    return ansible_runner.run(private_data_dir=str(private_dir), project_dir=str(ROOT), quiet=True,
+                              inventory=str(ROOT / "inventory" / "lab.yml"), envvars=ansible_env(), **kwargs)
+
+
+def runner(private_dir, name, **extravars):
+    """ansible-runner's run of playbooks/<name> on the lab inventory, as AWX runs a job: .status, .rc, .stdout (the
+    callback's text) and .stats (the set_stats data: AWX's job artifacts)."""
+    run = _runner_run(private_dir, playbook=str(ROOT / "playbooks" / name), extravars=extravars)
+    stats = [event["event_data"].get("artifact_data", {}) for event in run.events
+             if event["event"] == "playbook_on_stats"]
+    return types.SimpleNamespace(status=run.status, rc=run.rc, stdout=run.stdout.read(), stats=stats[0] if stats else {})
+
+
+def runner_module(private_dir, host, name, args):
+    """ansible-runner's ad-hoc run of dgx_spark.cluster.<name> on one lab host: .rc, .result (the module's) and
+    .progress (the text of the run's verbose events, where the lines a long job prints while it runs arrive)."""
+    run = _runner_run(private_dir, host_pattern=host, module="dgx_spark.cluster." + name, module_args=json.dumps(args))
+    results = [event["event_data"]["res"] for event in run.events
+               if event["event"] in ("runner_on_ok", "runner_on_failed") and event["event_data"].get("host") == host]
+    progress = [event.get("stdout", "") for event in run.events if event["event"] == "verbose"]
+    return types.SimpleNamespace(rc=run.rc, result=results[-1] if results else {}, progress=progress)
 
 
 def module(host, name, args, *flags, timeout=300):

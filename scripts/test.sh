@@ -27,7 +27,38 @@ stage() {
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
   printf '=== %s: rc=%d, %d passed, %d failed, %d skipped (%ds)\n' "$name" "$rc" "$p" "$f" "$s" $((SECONDS - start))
   if [[ $rc -ne 0 ]]; then
-    printf '\nstopped at the first red stage: %s\n' "$name"
+    if [[ -z ${SIDE_BY_SIDE:-} ]]; then  # side_by_side says it once both stages ended
+      printf '\nstopped at the first red stage: %s\n' "$name"
+      summary
+    fi
+    exit 1
+  fi
+}
+
+# side_by_side NAME JUNIT CMD... ::: NAME JUNIT CMD...: two stages at once, each one's output printed whole
+# after both ended, in order; then counted as stage counts them, stopping at the first red.
+side_by_side() {
+  local first=() second=() seen=0 arg
+  for arg in "$@"; do
+    if [[ $arg == ::: ]]; then seen=1; elif [[ $seen -eq 0 ]]; then first+=("$arg"); else second+=("$arg"); fi
+  done
+  local start=$SECONDS
+  (SIDE_BY_SIDE=1 stage "${first[@]}") >"$out/side-1.log" 2>&1 &
+  local one=$!
+  (SIDE_BY_SIDE=1 stage "${second[@]}") >"$out/side-2.log" 2>&1 &
+  local two=$!
+  wait $one; wait $two
+  local log line p f s rc red=""
+  for log in "$out/side-1.log" "$out/side-2.log"; do
+    cat "$log"
+    line=$(grep -E '^=== .*: rc=[0-9]+, [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' "$log" | tail -n 1)
+    read -r rc p f s <<<"$(sed -E 's/.*: rc=([0-9]+), ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped.*/\1 \2 \3 \4/' <<<"${line:-: rc=1, 0 passed, 1 failed, 0 skipped}")"
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+    [[ $rc -eq 0 && -n $line ]] || red=${red:-$(head -n 2 "$log" | tail -n 1 | sed 's/^=== //')}
+  done
+  printf '=== (side by side: %ds)\n' $((SECONDS - start))
+  if [[ -n $red ]]; then
+    printf '\nstopped at the first red stage: %s\n' "$red"
     summary
     exit 1
   fi
@@ -38,18 +69,31 @@ venv=$root/.venv/bin
 export PATH=$venv:$PATH
 
 stage "setup" "" scripts/setup.sh all
+# The lab comes up and the serving engine loads into it while the stages that need no lab run (it is mostly waiting
+# and disk); the molecule stage waits for it.
+(lab/lab.sh up && lab/lab.sh engine) >"$out/lab-warm-up.log" 2>&1 &
+lab_warm_up=$!
+trap 'wait "$lab_warm_up" 2>/dev/null' EXIT  # a red stage before the lab's leaves no half-started lab behind
+lab_warmed_up() {
+  wait "$lab_warm_up" || { cat "$out/lab-warm-up.log"; return 1; }
+  tail -n 2 "$out/lab-warm-up.log"
+}
 # two workers: the AWX and Semaphore configuration tests run ansible-playbook against their API doubles
 stage "unit tests (pytest: plugins, lab doubles)" "$out/pytest-unit.xml" \
   "$venv/pytest" -q -n 2 tests/unit tests/lab --junitxml="$out/pytest-unit.xml" -p no:cacheprovider
-stage "ansible-test sanity (ansible-core 2.19, Python 3.11)" "" scripts/ansible_test.sh .venv 3.11 sanity
-stage "ansible-test sanity (ansible-core 2.21, Python 3.12)" "" scripts/ansible_test.sh .venv-2.21 3.12 sanity
-stage "ansible-test units (ansible-core 2.19, Python 3.11)" "$out/ansible-test-units/*.xml" \
-  scripts/ansible_test.sh .venv 3.11 units "$out/ansible-test-units"
-stage "ansible-lint (production profile)" "" "$venv/ansible-lint" --profile production --strict
+# two at a time (two CPUs): each pair shares nothing (own venv, own build tree, or reads only)
+side_by_side \
+  "ansible-test sanity (ansible-core 2.19, Python 3.11)" "" scripts/ansible_test.sh .venv 3.11 sanity ::: \
+  "ansible-test sanity (ansible-core 2.21, Python 3.12)" "" scripts/ansible_test.sh .venv-2.21 3.12 sanity
+side_by_side \
+  "ansible-test units (ansible-core 2.19, Python 3.11)" "$out/ansible-test-units/*.xml" \
+  scripts/ansible_test.sh .venv 3.11 units "$out/ansible-test-units" ::: \
+  "ansible-lint (production profile)" "" "$venv/ansible-lint" --profile production --strict
 stage "collection build and install" "" scripts/collection_roundtrip.sh
+stage "lab up, engine loaded" "" lab_warmed_up
 stage "molecule scenarios (on the lab)" "$out/molecule/molecule.xml" scripts/molecule_all.sh "$out/molecule"
 stage "lab end-to-end (two simulated Sparks)" "$out/pytest-lab.xml" \
-  "$venv/pytest" -q tests/e2e --junitxml="$out/pytest-lab.xml" -p no:cacheprovider
+  "$venv/pytest" -q tests/e2e --junitxml="$out/pytest-lab.xml" -p no:cacheprovider --durations=25
 
 summary
 [[ $failed -eq 0 ]]

@@ -18,6 +18,7 @@ import argparse
 import glob
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -249,6 +250,8 @@ def api(args, comm, size, server_lines):
     for line in server_lines:
         print(line.replace("[41]", "[%d]" % os.getpid()).replace("0.0.0.0:8355", "%s:%d" % (args.host, args.port)),
               flush=True)
+    # SIGTERM ends it as it ends the real server (uvicorn's handler), also as a container's PID 1 (no default action)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     server.serve_forever()
 
 

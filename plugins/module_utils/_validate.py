@@ -160,6 +160,7 @@ INT_RANGES = {
     "unprivileged_port": (1024, 65535),
     "mtu": (1280, 9216),
     "seconds": (1, 86400),
+    "grace_seconds": (0, 3600),
     "count": (1, 1000000),
 }
 

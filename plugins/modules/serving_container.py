@@ -56,6 +56,13 @@ options:
     type: str
     choices: [rank, parked, all]
     default: rank
+  stop_timeout:
+    description:
+      - Seconds a container that is parked or removed gets to stop after C(SIGTERM) before docker kills it
+        (C(docker stop --time)); V(0) kills at once (a failed launch's own containers).
+      - Its unit's own stop (a node shutting down) keeps the 30 s of the unit template.
+    type: int
+    default: 30
   boot:
     description: Enable the unit, so the rank comes back when the node boots.
     type: bool
@@ -140,8 +147,10 @@ class Node(object):
         return self.runner.run(["systemctl"] + list(args))
 
     def stop_unit(self, name):
+        # docker's stop first, with this run's grace: the unit then finds its container stopped and ends at once
+        self.runner.run([self.docker, "stop", "--time", str(self.module.params["stop_timeout"]), name])
         self.systemctl("disable", "--now", unit(name))
-        self.runner.run([self.docker, "stop", "--time", "30", name])
+        self.systemctl("reset-failed", unit(name))  # a unit whose container stopped leaves no failed state behind
 
     def start_unit(self, name, boot):
         argv = ["systemctl", "enable", "--now", unit(name)] if boot else ["systemctl", "start", unit(name)]
@@ -149,7 +158,6 @@ class Node(object):
 
     def remove(self, name):
         self.stop_unit(name)
-        self.systemctl("reset-failed", unit(name))  # a unit whose container failed leaves no failed state behind
         self.runner.check([self.docker, "rm", "-f", name], "removing container %s" % name)
         env_file = os.path.join(ENV_DIR, "%s.env" % name)
         if os.path.exists(env_file):
@@ -165,6 +173,7 @@ def check_inputs(module):
         problems += _validate.problems([("model", params["model"], "word")])
         if not 0 <= params["rank"] <= 63:
             problems.append("rank %r is not allowed: must be an integer 0..63" % params["rank"])
+    problems += _validate.problems([("stop_timeout", params["stop_timeout"], "grace_seconds")])
     if params["state"] == "started":
         try:
             _catalog.revalidated(params["model"], params["entry"])
@@ -269,6 +278,7 @@ def main():
             peers=dict(type="list", elements="str", default=[]),
             peers_timeout=dict(type="int", default=600),
             which=dict(type="str", choices=["rank", "parked", "all"], default="rank"),
+            stop_timeout=dict(type="int", default=30),
             boot=dict(type="bool", default=True),
             docker=dict(type="str", default="docker"),
         ),

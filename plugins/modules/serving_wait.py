@@ -16,6 +16,9 @@ description:
   - A container that exits while waiting fails the task at once with its exit code and its last log lines, instead
     of waiting out the deadline. With vLLM multi-node this is how a rank that never joins ends the wait - the head
     gives up after its C(--distributed-timeout-seconds) and exits.
+  - With O(peers), the other ranks' containers are watched too (over SSH on the fabric, every O(peer_interval)
+    seconds) - a rank whose container exited or is gone fails the wait at once, naming it, rather than after the
+    head's C(--distributed-timeout-seconds).
   - With O(served_name), ready also means the OpenAI API on the same host and port lists that name at C(/v1/models)
     and answers one real greedy completion at C(/v1/completions) (8 tokens), all within the same deadline.
   - Reads only; it changes nothing and behaves the same in check mode.
@@ -56,6 +59,41 @@ options:
       - The endpoint's API key file on this node (C(VLLM_API_KEY=<key>), as the model_serving role writes it); its
         key goes as a bearer token with the C(/v1) requests. A missing file means a model served without a key.
     type: path
+  peers:
+    description:
+      - The other ranks of the group, as the watchdog lists them (dgx_spark.cluster.serving_watchdog_rank) - a rank
+        whose container exited, died or was removed while waiting fails the task (one still created, its unit
+        waiting for its own peers, does not).
+      - A rank on another node is asked over SSH (C(BatchMode), as the connecting user, on its fabric address); an
+        SSH that does not connect is not taken for a dead rank.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      rank:
+        description: The rank.
+        type: int
+        required: true
+      container:
+        description: Its container's name.
+        type: str
+        required: true
+      address:
+        description: Its node's fabric address.
+        type: str
+        required: true
+      local:
+        description: Whether it runs on this node (C(docker inspect) here, no SSH).
+        type: bool
+        default: false
+      first:
+        description: Whether it starts before the others (the watchdog's start order; not used by the wait).
+        type: bool
+        default: false
+  peer_interval:
+    description: Seconds between two looks at O(peers) (each an SSH per remote rank).
+    type: float
+    default: 3
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -96,6 +134,10 @@ exit_code:
   description: The container's exit code when it stopped.
   returned: when the container stopped
   type: int
+peer:
+  description: The rank of O(peers) whose container stopped (rank, container, address, state, exit_code).
+  returned: when a peer's container stopped
+  type: dict
 status:
   description: The last HTTP status of O(url) (null when it did not answer).
   returned: always
@@ -122,6 +164,7 @@ log_tail:
 """
 
 import json
+import shlex
 import time
 
 from urllib.parse import urlsplit
@@ -132,13 +175,40 @@ from ansible_collections.dgx_spark.cluster.plugins.module_utils import _api_key,
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
 
 
-def container_state(runner, docker, name):
-    """(state, exit code) of a container; ('absent', None) when docker does not know it."""
-    rc, stdout, stderr = runner.run([docker, "inspect", name])
+SSH_UNREACHABLE = 255
+# a peer in one of these cannot join any more (C(created) is a rank whose unit still waits for its own peers)
+GONE = ("exited", "dead", "absent")
+
+
+def parsed_state(rc, stdout):
+    """(state, exit code) from `docker inspect`; ('absent', None) when docker does not know the container."""
     if rc != 0:
         return "absent", None
     state = json.loads(stdout)[0].get("State") or {}
     return state.get("Status") or "unknown", state.get("ExitCode")
+
+
+def container_state(runner, docker, name):
+    rc, stdout, stderr = runner.run([docker, "inspect", name])
+    return parsed_state(rc, stdout)
+
+
+def peer_state(runner, docker, peer):
+    """(state, exit code) of a peer rank's container; None when its node did not answer over SSH."""
+    if peer["local"]:
+        return container_state(runner, docker, peer["container"])
+    rc, stdout, stderr = runner.run(["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", peer["address"],
+                                     shlex.join(["docker", "inspect", peer["container"]])])
+    return None if rc == SSH_UNREACHABLE else parsed_state(rc, stdout)
+
+
+def stopped_peer(runner, docker, peers):
+    """The first peer whose container is gone (GONE), with its state; None while none is (or its node is silent)."""
+    for peer in peers:
+        seen = peer_state(runner, docker, peer)
+        if seen is not None and seen[0] in GONE:
+            return dict(peer, state=seen[0], exit_code=seen[1])
+    return None
 
 
 def http_status(url):
@@ -197,11 +267,23 @@ def main():
             served_name=dict(type="str"),
             completion_timeout=dict(type="int", default=120),
             api_key_file=dict(type="path"),
+            peers=dict(type="list", elements="dict", default=[], options=dict(
+                rank=dict(type="int", required=True),
+                container=dict(type="str", required=True),
+                address=dict(type="str", required=True),
+                local=dict(type="bool", default=False),
+                first=dict(type="bool", default=False),
+            )),
+            peer_interval=dict(type="float", default=3),
         ),
         supports_check_mode=True,
     )
     name, url, served_name = module.params["container"], module.params["url"], module.params["served_name"]
-    found = _validate.first_problem([("container", name, "container"), ("url", url, "url")])
+    peers = module.params["peers"]
+    found = _validate.first_problem([("container", name, "container"), ("url", url, "url")] + [
+        (field % index, peer[key], kind) for index, peer in enumerate(peers)
+        for field, key, kind in (("peers[%d].container", "container", "container"),
+                                 ("peers[%d].address", "address", "ipv4"))])
     if found:
         module.fail_json(msg=found)
     parts = urlsplit(url)
@@ -211,7 +293,17 @@ def main():
     key = _api_key.read(module.params["api_key_file"]) if module.params["api_key_file"] else ""
     start = time.monotonic()
     deadline = start + module.params["timeout"]
+    next_peer_look = start
     while True:
+        if peers and time.monotonic() >= next_peer_look:
+            peer = stopped_peer(runner, docker, peers)
+            next_peer_look = time.monotonic() + module.params["peer_interval"]
+            if peer:
+                elapsed = round(time.monotonic() - start, 1)
+                module.fail_json(msg="rank %d's container %s on %s is %s (exit code %s) after %.0f s, before %s "
+                                     "answered: the group cannot become ready"
+                                     % (peer["rank"], peer["container"], peer["address"], peer["state"],
+                                        peer["exit_code"], elapsed, url), elapsed=elapsed, peer=peer, status=None)
         state, exit_code = container_state(runner, docker, name)
         status = None if state != "running" else http_status(url)
         elapsed = round(time.monotonic() - start, 1)

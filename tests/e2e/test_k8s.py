@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from labkit import CURL_AUTH, NODES, ROOT, lab, playbook, recap, rejected_before_connecting, ssh
+from labkit import CURL_AUTH, NODES, ROOT, lab, playbook, recap, rejected_before_connecting, runner, ssh
 
 sys.path.insert(0, str(ROOT / ".collections"))
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _k8s  # noqa: E402
@@ -158,7 +158,8 @@ def test_site_takes_bare_nodes_to_a_healthy_cluster_serving_a_model_then_a_secon
         ("spark-ba63", True, [], "10.10.10.2", "v1.31.14")]
     assert ssh(WORKER, "sudo test -e /var/lib/dgx-spark/k8s/config/kubeadm-join.yaml", check=False).returncode != 0
     assert answers()
-    again = playbook("site.yml", "-e", "model=lab-tiny-llama", timeout=1500)
+    # the gates measure and change nothing: the second run skips them (test_playbooks.py runs them again and again)
+    again = playbook("site.yml", "-e", "model=lab-tiny-llama", "--skip-tags", "roce,nccl", timeout=1500)
     assert_ok(again)
     assert {node: c["changed"] for node, c in recap(again.stdout).items()} == {node: 0 for node in NODES}
     one_phase = playbook("site.yml", "--tags", "preflight")
@@ -222,7 +223,7 @@ def test_stale_cni_state_after_a_reboot_is_named_then_repair_clears_it():
     assert node_ready(WORKER) and node_ready(HEAD)
 
 
-def test_a_device_plugin_that_crashes_on_gb10_is_named_then_replaced():
+def test_a_device_plugin_that_crashes_on_gb10_is_named_then_replaced(tmp_path):
     ssh(HEAD, "printf 'driver: {enabled: false}\\ntoolkit: {enabled: false}\\ndevicePlugin: {version: v0.17.1}\\n' "
               "> /tmp/old-plugin.yaml && sudo helm --kubeconfig /etc/kubernetes/admin.conf upgrade --install "
               "gpu-operator /var/lib/dgx-spark/k8s/artifacts/gpu_operator-v25.10.1.tgz -n gpu-operator "
@@ -233,8 +234,10 @@ def test_a_device_plugin_that_crashes_on_gb10_is_named_then_replaced():
     assert check.returncode != 0
     assert 'it logs \\"error getting device memory: Not Supported\\", the GB10 crash' in check.stdout \
         or 'it logs "error getting device memory: Not Supported", the GB10 crash' in check.stdout
-    out = k8s_up()
-    assert_ok(out)
+    out = runner(tmp_path, "k8s_up.yml")
+    assert out.rc == 0, out.stdout[-5000:]
+    assert out.stats["k8s_up"]["passed"] is True, out.stats
+    assert (out.stats["k8s_up"]["api"], out.stats["k8s_up"]["version"]) == ("10.10.10.1:6443", "1.31.14")
     assert "nvcr.io/nvidia/k8s-device-plugin:v0.18.1" in ssh(
         HEAD, KUBECTL + " get pods -n gpu-operator -o json").stdout
     assert_ok(playbook("k8s_check.yml"))
@@ -327,22 +330,25 @@ def test_sleep_refuses_a_nic_without_wake_on_lan_before_anything_stops():
     assert answers() and schedulable(WORKER) and not asleep(HEAD) and not asleep(WORKER)
 
 
-def test_sleep_then_wake_brings_the_cluster_and_the_model_back():
+def test_sleep_then_wake_brings_the_cluster_and_the_model_back(tmp_path):
     dry = playbook("sleep.yml", "--check")
     assert_ok(dry)
     assert "spark-ba63 would suspend; wake.yml wakes it with a magic packet to" in dry.stdout
     assert answers() and not asleep(WORKER)
-    out = playbook("sleep.yml")
-    assert_ok(out)
+    out = runner(tmp_path / "sleep", "sleep.yml")
+    assert out.rc == 0, out.stdout[-5000:]
     assert asleep(HEAD) and asleep(WORKER)
     with pytest.raises(OSError):  # a sleeping box answers nothing, not even a TCP handshake
         socket.create_connection((NODES[HEAD], 22), timeout=3)
     record = json.loads((ROOT / "state" / "power.json").read_text())
     assert record["served"] == "lab-tiny-llama"
+    assert {node: (n["asleep"], n["mac"]) for node, n in out.stats["sleep"]["nodes"].items()} == {
+        node: (True, record["nodes"][node]["mac"]) for node in NODES}
     assert [(n, record["nodes"][n]["interface"], record["nodes"][n]["broadcast"]) for n in sorted(record["nodes"])] == [
         (HEAD, "eth0", "10.59.63.255"), (WORKER, "eth0", "10.59.63.255")]
-    woke = playbook("wake.yml", "-e", "wake_relaunch=true")
-    assert_ok(woke)
+    woke = runner(tmp_path / "wake", "wake.yml", wake_relaunch=True)
+    assert woke.rc == 0, woke.stdout[-5000:]
+    assert woke.stats["wake"] == {"relaunched": "lab-tiny-llama", "nodes": {node: {"was_awake": False} for node in NODES}}
     assert not asleep(HEAD) and not asleep(WORKER)
     for node in NODES:
         assert "System returned from sleep operation 'suspend'." in ssh(
@@ -388,7 +394,8 @@ spec: {minAvailable: 1, selector: {matchLabels: {app: web}}}
 """
 
 
-def test_down_names_the_budget_that_blocks_the_drain_and_stops_nothing_then_stops_and_repair_brings_all_back():
+def test_down_names_the_budget_that_blocks_the_drain_and_stops_nothing_then_stops_and_repair_brings_all_back(
+        tmp_path):
     ssh(HEAD, KUBECTL + " apply --server-side -f -", input_text=BUDGETED)
     wait_for("the budgeted pod running on the worker", lambda: any(
         p["metadata"]["name"].startswith("web-") and p["spec"].get("nodeName") == WORKER
@@ -408,8 +415,10 @@ def test_down_names_the_budget_that_blocks_the_drain_and_stops_nothing_then_stop
     assert schedulable(WORKER) and answers()  # given back; serving untouched
     assert all(active(node, "kubelet") for node in NODES)
     ssh(HEAD, KUBECTL + " delete pdb -n default web")
-    down = playbook("k8s_down.yml", "-e", "k8s_cluster_drain_timeout=30")
-    assert_ok(down)
+    down = runner(tmp_path, "k8s_down.yml", k8s_cluster_drain_timeout=30)
+    assert down.rc == 0, down.stdout[-5000:]
+    assert down.stats["k8s_down"] == {"reset": False, "nodes": {node: {"kubelet_stopped": True} for node in NODES}}
+    assert down.stats["stop_model"]["nodes"][HEAD] == ["dgx-spark-serve-lab-tiny-llama-r0"]
     assert changed_in(down.stdout, "Cordon and drain each worker", HEAD)
     assert ssh(HEAD, "docker ps -q --filter label=dgx-spark.role=serving").stdout.strip() == ""
     for node in NODES:

@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from labkit import NODES, ROOT, ansible_env, async_job_files, lab, playbook, recap, rejected_before_connecting, ssh
+from labkit import NODES, ROOT, TWINS, async_job_files, lab, playbook, recap, rejected_before_connecting, runner, ssh
 
 REPORTS = ROOT / "reports"
 
@@ -30,12 +30,13 @@ def scenario():
     switch("healthy")
 
 
-def test_preflight_passes_on_a_ready_lab():
-    out = playbook("preflight.yml")
-    assert out.returncode == 0, out.stdout[-3000:]
+def test_preflight_passes_on_a_ready_lab_and_hands_its_findings_to_ansible_runner(tmp_path):
+    out = runner(tmp_path, "preflight.yml")
+    assert out.rc == 0, out.stdout[-3000:]
     for node in NODES:
         assert "%s: READY" % node in out.stdout
     assert all(c["changed"] == 0 for c in recap(out.stdout).values())
+    assert out.stats["preflight"] == {"ready": True, "problems": {node: [] for node in NODES}}
 
 
 def test_preflight_without_passwordless_sudo_names_host_user_and_fix():
@@ -46,10 +47,15 @@ def test_preflight_without_passwordless_sudo_names_host_user_and_fix():
     assert all(c["changed"] == 0 for c in recap(out.stdout).values())
 
 
-def test_fabric_is_idempotent():
-    out = playbook("fabric.yml")
-    assert out.returncode == 0, out.stdout[-3000:]
+def test_fabric_is_idempotent_and_hands_its_layout_to_ansible_runner(tmp_path):
+    out = runner(tmp_path, "fabric.yml")
+    assert out.rc == 0, out.stdout[-3000:]
     assert {node: c["changed"] for node, c in recap(out.stdout).items()} == {node: 0 for node in NODES}
+    fabric = out.stats["fabric"]
+    assert fabric["mtu"] == 9000 and sorted(fabric["nodes"]) == sorted(NODES)
+    for index, node in enumerate(sorted(NODES)):
+        expected = {twin: "%s/24" % addresses[index] for twin, addresses in TWINS.items()}
+        assert fabric["nodes"][node] == {"twins": expected, "jumbo_pings_failed": []}, fabric["nodes"][node]
 
 
 def test_fabric_rejects_twins_on_one_subnet_before_contacting_hosts():
@@ -107,16 +113,12 @@ def nccl_report():
 
 
 def test_nccl_gate_passes_when_healthy_and_hands_its_verdict_to_ansible_runner(tmp_path):
-    import ansible_runner
-    run = ansible_runner.run(private_data_dir=str(tmp_path), project_dir=str(ROOT), quiet=True,
-                             playbook=str(ROOT / "playbooks" / "nccl_test.yml"),
-                             inventory=str(ROOT / "inventory" / "lab.yml"), envvars=ansible_env())
-    assert (run.status, run.rc) == ("successful", 0)
+    run = runner(tmp_path, "nccl_test.yml")
+    assert (run.status, run.rc) == ("successful", 0), run.stdout[-3000:]
     report = nccl_report()
     assert report["passed"] is True and report["avg_busbw_gbps"] >= 21.875
     assert [row["size_bytes"] for row in report["rows"]] == [1 << 30, 1 << 31, 1 << 32]
-    [stats] = [event for event in run.events if event["event"] == "playbook_on_stats"]
-    verdict = stats["event_data"]["artifact_data"]["nccl_test"]  # set_stats: AWX job artifacts too
+    verdict = run.stats["nccl_test"]  # set_stats: AWX job artifacts too
     assert verdict["passed"] is True and verdict["failed_checks"] == [] and verdict["report"].endswith("nccl_test.json")
 
 

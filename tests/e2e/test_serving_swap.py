@@ -106,21 +106,47 @@ def test_an_unknown_repository_on_the_hub_stops_nothing(hub):
     assert_untouched(out, before, "answered 404 for lab-org/no-such-model@main: no such repository or revision")
 
 
-def test_an_interrupted_download_stops_nothing_and_the_next_launch_fetches_only_what_is_missing(hub):
-    endpoint, log = hub(cut_after=100000, cuts=100)  # every transfer of the weights file breaks off
+HF_TOKEN = "hf_labSecretToken0123456789"
+
+
+def test_a_token_the_hub_refuses_stops_nothing_and_never_shows(hub):
+    endpoint, _log = hub(token=HF_TOKEN)
     before = containers()
-    args = ("-e", "model_serving_hf_endpoint=" + endpoint)
-    cut = launch("lab-hf-tiny-llama", *args)
+    out = launch("lab-hf-tiny-llama", "-e", "model_serving_hf_endpoint=" + endpoint, env={"HF_TOKEN": "hf_notTheRightOne"})
+    assert_untouched(out, before, "answered 401 for lab-org/tiny-llama@main: no access")
+    assert "hf_notTheRightOne" not in out.stdout + out.stderr
+
+
+def test_an_interrupted_download_stops_nothing_then_the_head_fetches_only_what_is_missing_with_a_token_that_never_shows(
+        hub):
+    token = {"HF_TOKEN": HF_TOKEN}
+    endpoint, log = hub(token=HF_TOKEN, cut_after=100000, cuts=100)  # every transfer of the weights file breaks off
+    before = containers()
+    cut = launch("lab-hf-tiny-llama", "-e", "model_serving_hf_endpoint=" + endpoint, env=token)
     assert_untouched(cut, before, "downloading lab-org/tiny-llama on spark-2959 failed",
                      "peer closed connection without sending complete message body")
     assert any(json.loads(line).get("cut") for line in log.read_text().splitlines())
-    endpoint, log = hub()
-    out = launch("lab-hf-tiny-llama", "-e", "model_serving_hf_endpoint=" + endpoint)
+    # a token file a killed run left on the head: the next run removes it
+    ssh("spark-2959", "umask 077; echo hf_killedRunToken > /tmp/ansible.killedrun.hf-token")
+    endpoint, log = hub(token=HF_TOKEN)
+    args = ("-e", "model_serving_hf_endpoint=" + endpoint)
+    out = launch("lab-hf-tiny-llama", *args, "-v", env=token)
     assert out.returncode == 0, out.stdout[-4000:]
-    fetched = [json.loads(line)["path"].rsplit("/", 1)[-1] for line in log.read_text().splitlines()
-               if json.loads(line)["method"] == "GET" and "/resolve/" in json.loads(line)["path"]]
+    assert HF_TOKEN not in out.stdout + out.stderr
+    requests = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any(r["authorized"] and r["path"].endswith("/model.safetensors") for r in requests)
+    fetched = [r["path"].rsplit("/", 1)[-1] for r in requests if r["method"] == "GET" and "/resolve/" in r["path"]]
     assert fetched == ["model.safetensors"], fetched  # the files the first launch got whole are not fetched again
-    assert answer() == TEXTS["solo"]  # the same weights, swapped in
+    assert ssh("spark-2959", "ls /tmp/*.hf-token 2>/dev/null; ls ~/.ansible/tmp/*.hf-token 2>/dev/null",
+               check=False).stdout == ""
+    assert answer() == TEXTS["solo"]  # the same weights, downloaded and swapped in
+    # a chat webhook carries its secret in the path: an undelivered one is named by scheme and host only
+    hook = "http://127.0.0.1:9/services/T0/B0/hookPathSecret"
+    again = launch("lab-hf-tiny-llama", *args, "-e", "model_serving_webhook_url=" + hook, env=token)
+    assert again.returncode == 0 and "already serving (nothing restarted)" in again.stdout
+    assert "webhook launch_complete not delivered to http://127.0.0.1" in again.stdout
+    assert "hookPathSecret" not in again.stdout + again.stderr
+    assert len(log.read_text().splitlines()) == len(requests)  # not downloaded again
 
 
 def test_a_model_that_never_answers_is_rolled_back_and_the_webhook_says_so(webhook):

@@ -7,7 +7,7 @@ import signal
 import subprocess
 
 import pytest
-from labkit import ROOT, VENV_BIN, ansible_env, async_job_files, lab, module, module_run, playbook, ssh
+from labkit import ROOT, VENV_BIN, ansible_env, async_job_files, lab, module, module_run, playbook, runner_module, ssh
 
 CACHE = "/home/spark/.cache/huggingface/hub"
 WORKER_FABRIC = "10.10.10.2"
@@ -87,14 +87,16 @@ def test_a_blob_lost_on_the_worker_is_sent_again():
     assert digests("spark-ba63") == digests("spark-2959")
 
 
-def test_a_long_sync_shows_its_progress():
+def test_a_long_sync_shows_its_progress_as_ansible_runner_events(tmp_path):
     ssh("spark-ba63", "rm -rf ~/.cache/huggingface")
     jobs_before = async_job_files("spark-2959")
-    rc, result, stderr = module_run("spark-2959", "weight_sync", {
+    # through ansible-runner, as AWX runs it: the progress lines are events of the run, not only text on stderr
+    run = runner_module(tmp_path, "spark-2959", "weight_sync", {
         "path": CACHE, "hf_repo": "lab/tiny", "dest_host": WORKER_FABRIC, "bwlimit": 8000, "progress_interval": 0.5})
+    rc, result = run.rc, run.result
     assert rc == 0 and result["changed"] is True and result["seconds"] > 2, result
-    lines = [line for line in stderr.splitlines() if line.startswith("spark-2959: weights lab/tiny -> 10.10.10.2 ")]
-    assert lines, stderr
+    lines = [line for line in run.progress if line.startswith("spark-2959: weights lab/tiny -> 10.10.10.2 ")]
+    assert lines, run.progress
     mib = [float(line.split()[5]) for line in lines]
     assert mib == sorted(mib) and 0 < mib[-1] <= 20 and "of ~20 MiB" in lines[-1] and "MiB/s" in lines[-1], lines
     # 3 snapshot files, 2 blobs in the repo folder, refs/main

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -264,3 +267,32 @@ def test_the_lab_host_wakes_only_on_the_magic_pattern():
     assert power.magic_macs(frame) == {"72:31:59:bb:4f:0c"}
     assert power.magic_macs(b"\xff" * 6 + mac * 15 + b"\x00" * 6) == set()
     assert power.magic_macs(b"\xff" * 9 + mac * 16) == {"72:31:59:bb:4f:0c"}  # the sync found anywhere
+
+
+def test_the_trtllm_serve_double_ends_on_sigterm_as_the_real_server_does(tmp_path):
+    """As a container's PID 1 a process without a SIGTERM handler ignores docker stop's signal for its whole grace;
+    the real trtllm-serve (uvicorn) ends on it, so the double must too."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
+    (model / "model.safetensors").write_bytes(b"\0")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = ("import sys; sys.path.insert(0, %r); import trtllm_double as d; d.STARTUP = %r; "
+            "sys.exit(d.serve(['serve', %r, '--host', '127.0.0.1', '--port', '%d']))"
+            % (str(ROOT / "lab" / "trtllm"), str(ROOT / "tests" / "fixtures" / "trtllm" /
+                                                 "trtllm_serve_gptoss120b_startup_to_ready_spark.txt"), str(model), port))
+    server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=5) == 0, server.stdout.read()
+    finally:
+        server.kill()

@@ -153,6 +153,18 @@ def test_park_restore_and_remove(module_runner, node):
     assert again["changed"] is False
 
 
+@pytest.mark.parametrize("params, grace", [({"state": "parked", "stop_timeout": 5}, "5"),
+                                           ({"state": "absent", "model": "m", "rank": 1, "stop_timeout": 0}, "0")])
+def test_a_container_stops_with_the_run_s_grace_before_its_unit_stops(module_runner, node, params, grace):
+    rank(module_runner)
+    result, failed = module_runner(serving_container.main, params)
+    assert not failed and result["changed"]
+    calls = node()["calls"]
+    stop = calls.index(["stop", "--time", grace, "dgx-spark-serve-m-r1"])
+    unit = "dgx-spark-serving@dgx-spark-serve-m-r1.service"
+    assert calls[stop + 1:stop + 3] == [["systemctl", "disable", "--now", unit], ["systemctl", "reset-failed", unit]]
+
+
 @pytest.mark.parametrize("change, message", [
     ({"entry": dict(ENTRY, image="vllm;reboot")}, "image 'vllm;reboot' is not allowed"),
     ({"entry": dict(ENTRY, extra_args=["--port=9000"])}, "extra_args[0] '--port=9000' is not allowed"),
@@ -163,6 +175,7 @@ def test_park_restore_and_remove(module_runner, node):
     ({"model": "m;x"}, "model 'm;x' is not allowed"),
     ({"rank": 2}, "rank 2 is not below settings.tp 2"),
     ({"peers": ["10.10.10.1"]}, "peers[0] '10.10.10.1' is not allowed"),
+    ({"stop_timeout": -1}, "stop_timeout -1 is not allowed"),
 ])
 def test_inputs_are_checked_again_where_they_are_used(module_runner, node, change, message):
     result, failed = rank(module_runner, **change)

@@ -57,7 +57,7 @@ def api(fixture_body):
 
 
 def docker_double(fake_tool, status="running", exit_code=0):
-    fake_tool("docker", json.dumps([{"State": {"Status": status, "ExitCode": exit_code}}]))
+    return fake_tool("docker", json.dumps([{"State": {"Status": status, "ExitCode": exit_code}}]))
 
 
 def wait(module_runner, api, **extra):
@@ -102,3 +102,44 @@ def test_an_exited_container_fails_at_once_with_its_exit_code(module_runner, api
     result, failed = wait(module_runner, api, served_name=SERVED)
     assert failed and "is exited (exit code 137)" in result["msg"] and result["exit_code"] == 137
     assert api["requests"] == []
+
+
+PEER = {"rank": 1, "container": "dgx-spark-serve-m-r1", "address": "10.10.10.2", "local": False, "first": True}
+
+
+def test_a_rank_on_another_node_whose_container_exited_fails_the_wait_at_once_naming_it(
+        module_runner, api, fake_tool):
+    docker_double(fake_tool)
+    ssh = fake_tool("ssh", json.dumps([{"State": {"Status": "exited", "ExitCode": 137}}]))
+    result, failed = wait(module_runner, api, served_name=SERVED, peers=[PEER])
+    assert failed and result["msg"].startswith(
+        "rank 1's container dgx-spark-serve-m-r1 on 10.10.10.2 is exited (exit code 137) after 0 s")
+    assert (result["peer"]["state"], result["peer"]["exit_code"]) == ("exited", 137) and api["requests"] == []
+    argv = ssh.with_suffix(".argv").read_text().splitlines()
+    assert argv == ["-o BatchMode=yes -o ConnectTimeout=5 10.10.10.2 docker inspect dgx-spark-serve-m-r1"]
+
+
+@pytest.mark.parametrize("answer, rc", [
+    (json.dumps([{"State": {"Status": "created", "ExitCode": 0}}]), 0),  # its unit still waits for its own peers
+    ("", 255),  # the node did not answer over SSH: not taken for a dead rank
+])
+def test_a_rank_not_started_yet_or_a_silent_node_does_not_end_the_wait(module_runner, api, fake_tool, answer, rc):
+    docker_double(fake_tool)
+    fake_tool("ssh", answer, rc=rc)
+    result, failed = wait(module_runner, api, served_name=SERVED, peers=[PEER])
+    assert not failed and result["completion_tokens"] == 150
+
+
+def test_a_peer_removed_by_docker_fails_the_wait(module_runner, api, fake_tool):
+    docker_double(fake_tool)
+    fake_tool("ssh", "", rc=1, stderr="Error: No such object: dgx-spark-serve-m-r1")
+    result, failed = wait(module_runner, api, peers=[PEER])
+    assert failed and "is absent (exit code None)" in result["msg"]
+
+
+def test_a_hostile_peer_is_refused_before_any_command(module_runner, api, fake_tool):
+    docker = docker_double(fake_tool)
+    ssh = fake_tool("ssh", "")
+    result, failed = wait(module_runner, api, peers=[dict(PEER, address="10.10.10.2;reboot")])
+    assert failed and "peers[0].address '10.10.10.2;reboot' is not allowed" in result["msg"]
+    assert not ssh.with_suffix(".argv").exists() and not docker.with_suffix(".argv").exists()
