@@ -26,11 +26,13 @@ stage() {
   fi
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
   printf '=== %s: rc=%d, %d passed, %d failed, %d skipped (%ds)\n' "$name" "$rc" "$p" "$f" "$s" $((SECONDS - start))
+  if [[ -n ${SIDE_BY_SIDE:-} ]]; then  # run by side_by_side, which counts and stops once both stages ended
+    printf '%d %d %d %d %s\n' "$rc" "$p" "$f" "$s" "$name" >"$SIDE_BY_SIDE"
+    return
+  fi
   if [[ $rc -ne 0 ]]; then
-    if [[ -z ${SIDE_BY_SIDE:-} ]]; then  # side_by_side says it once both stages ended
-      printf '\nstopped at the first red stage: %s\n' "$name"
-      summary
-    fi
+    printf '\nstopped at the first red stage: %s\n' "$name"
+    summary
     exit 1
   fi
 }
@@ -43,18 +45,17 @@ side_by_side() {
     if [[ $arg == ::: ]]; then seen=1; elif [[ $seen -eq 0 ]]; then first+=("$arg"); else second+=("$arg"); fi
   done
   local start=$SECONDS
-  (SIDE_BY_SIDE=1 stage "${first[@]}") >"$out/side-1.log" 2>&1 &
+  (SIDE_BY_SIDE=$out/side-1.counts stage "${first[@]}") >"$out/side-1.log" 2>&1 &
   local one=$!
-  (SIDE_BY_SIDE=1 stage "${second[@]}") >"$out/side-2.log" 2>&1 &
-  local two=$!
-  wait $one; wait $two
-  local log line p f s rc red=""
-  for log in "$out/side-1.log" "$out/side-2.log"; do
-    cat "$log"
-    line=$(grep -E '^=== .*: rc=[0-9]+, [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' "$log" | tail -n 1)
-    read -r rc p f s <<<"$(sed -E 's/.*: rc=([0-9]+), ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped.*/\1 \2 \3 \4/' <<<"${line:-: rc=1, 0 passed, 1 failed, 0 skipped}")"
+  (SIDE_BY_SIDE=$out/side-2.counts stage "${second[@]}") >"$out/side-2.log" 2>&1 &
+  wait $one $!
+  local index rc p f s name red=""
+  for index in 1 2; do
+    cat "$out/side-$index.log"
+    # a stage that died before it counted is a red one
+    read -r rc p f s name <"$out/side-$index.counts" || { rc=1 p=0 f=1 s=0 name="stage $index of the pair"; }
     passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
-    [[ $rc -eq 0 && -n $line ]] || red=${red:-$(head -n 2 "$log" | tail -n 1 | sed 's/^=== //')}
+    [[ $rc -eq 0 || -n $red ]] || red=$name
   done
   printf '=== (side by side: %ds)\n' $((SECONDS - start))
   if [[ -n $red ]]; then
