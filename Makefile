@@ -4,14 +4,15 @@ VENV := .venv/bin
 NODE ?= spark-2959
 SCENARIO ?= healthy
 
-.PHONY: help setup test demo unit sanity sanity-matrix units lint changelog lab-up lab-down lab-status lab-engine lab-trtllm lab-train lab-shell lab-scenario
+.PHONY: help setup test demo unit sanity sanity-matrix units lint changelog lab-up lab-down lab-status lab-engine lab-trtllm lab-train lab-ee lab-shell lab-scenario ee
 
 help:
 	@echo "make test           every gate: unit, sanity (2.19 + 2.21), units, lint, build, molecule, lab e2e"
 	@echo "make demo           set up, bring the lab up, launch a model, print the endpoint and a completion"
 	@echo "make setup          virtualenvs, apt packages, ansible-test bootstrap (idempotent)"
 	@echo "make unit | sanity-matrix | units | lint"
-	@echo "make lab-up | lab-down | lab-status | lab-engine | lab-trtllm | lab-train | lab-shell NODE=... | lab-scenario NODE=... SCENARIO=..."
+	@echo "make ee             the execution environment (execution-environment.yml; EE_* settings: scripts/build_ee.sh)"
+	@echo "make lab-up | lab-down | lab-status | lab-engine | lab-trtllm | lab-train | lab-ee | lab-shell NODE=... | lab-scenario NODE=... SCENARIO=..."
 
 setup:
 	scripts/setup.sh all
@@ -40,6 +41,9 @@ lint: setup
 changelog: setup
 	$(VENV)/antsibull-changelog release
 
+ee: setup
+	scripts/build_ee.sh
+
 lab-up:
 	lab/lab.sh up
 
@@ -57,6 +61,9 @@ lab-trtllm:
 
 lab-train:
 	lab/lab.sh train
+
+lab-ee: setup
+	lab/lab.sh ee
 
 lab-shell:
 	lab/lab.sh shell $(NODE)

@@ -366,6 +366,25 @@ cmd_shell() {
   exec podman exec -it "$(container "$node")" bash -l
 }
 
+# The execution environment (execution-environment.yml) built as `make ee` builds it, where no registry and no Galaxy
+# are reachable: on the Debian base of lab/ee (apt-get as its package manager), the collection's dependencies from
+# the Galaxy double serving the collections the `ansible` package installed. Needs no running lab.
+cmd_ee() {
+  local venv=$repo/.venv/bin galaxy port base rc=0
+  podman_env
+  base=$("$here/ee/build_base_image.sh")
+  galaxy=$(mktemp)
+  "$venv/python" "$here/galaxy_api_double.py" --collections-path "$("$venv/python" -c \
+    'import ansible, os; print(os.path.dirname(os.path.dirname(ansible.__file__)))')" >"$galaxy" &
+  local pid=$!
+  until port=$(head -1 "$galaxy") && [[ -n $port ]]; do sleep 0.2; done
+  EE_BASE_IMAGE=$base EE_PKGMGR=/usr/bin/apt-get EE_GALAXY_SERVER=http://127.0.0.1:$port/ \
+    EE_BUILD_ARGS=--network=host "$repo/scripts/build_ee.sh" || rc=$?
+  kill "$pid"; rm -f "$galaxy"
+  ((rc == 0)) && log "execution environment ${EE_TAG:-dgx-spark-ee:latest} built on $base"
+  return "$rc"
+}
+
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
@@ -377,5 +396,7 @@ case "${1:-}" in
   shell) cmd_shell "${2:-}" ;;
   scenario) cmd_scenario "${2:-}" "${3:-}" ;;
   thaw) cmd_thaw "${2:-}" ;;
-  *) echo "usage: $0 up|down|status|engine|trtllm|train|reboot|shell NODE|scenario NODE SCENARIO|thaw NODE" >&2; exit 2 ;;
+  ee) cmd_ee ;;
+  *) echo "usage: $0 up|down|status|engine|trtllm|train|ee|reboot|shell NODE|scenario NODE SCENARIO|thaw NODE" >&2
+     exit 2 ;;
 esac

@@ -70,9 +70,9 @@ venv=$root/.venv/bin
 export PATH=$venv:$PATH
 
 stage "setup" "" scripts/setup.sh all
-# The lab comes up and the serving engine loads into it while the stages that need no lab run (it is mostly waiting
-# and disk); the molecule stage waits for it.
-(lab/lab.sh up && lab/lab.sh engine) >"$out/lab-warm-up.log" 2>&1 &
+# The lab comes up, the serving engine loads into it and the execution environment builds while the stages that need
+# no lab run (it is mostly waiting and disk); the molecule stage waits for it.
+(lab/lab.sh up && lab/lab.sh engine && lab/lab.sh ee) >"$out/lab-warm-up.log" 2>&1 &
 lab_warm_up=$!
 trap 'wait "$lab_warm_up" 2>/dev/null' EXIT  # a red stage before the lab's leaves no half-started lab behind
 lab_warmed_up() {
@@ -91,7 +91,8 @@ side_by_side \
   scripts/ansible_test.sh .venv 3.11 units "$out/ansible-test-units" ::: \
   "ansible-lint (production profile)" "" "$venv/ansible-lint" --profile production --strict
 stage "collection build and install" "" scripts/collection_roundtrip.sh
-stage "lab up, engine loaded" "" lab_warmed_up
+stage "lab up, engine loaded, execution environment built" "" lab_warmed_up
+export DGX_SPARK_EE_BUILT=1  # tests/e2e/test_execution_environment.py uses the image the warm-up built
 stage "molecule scenarios (on the lab)" "$out/molecule/molecule.xml" scripts/molecule_all.sh "$out/molecule"
 stage "lab end-to-end (two simulated Sparks)" "$out/pytest-lab.xml" \
   "$venv/pytest" -q tests/e2e --junitxml="$out/pytest-lab.xml" -p no:cacheprovider --durations=25
