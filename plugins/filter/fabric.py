@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from ansible.errors import AnsibleFilterError
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _topology
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._fabric import address_ip
 
 
@@ -33,8 +35,22 @@ def fabric_peers(hosts, hostvars, local_interfaces):
     return peers
 
 
+def fabric_plan(nodes, topology="direct", first_subnet=_topology.FIRST_SUBNET, overrides=None):
+    """The address plan of a topology from the node order (module_utils/_topology.py, docs/topologies.md)."""
+    try:
+        return _topology.plan(list(nodes), topology, first_subnet, overrides)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+def fabric_plan_problems(fabric, mtus=None):
+    """What makes a fabric_plan unusable, as sentences (empty when none)."""
+    return _topology.problems(fabric, mtus)
+
+
 class FilterModule(object):
     """dgx_spark.cluster fabric layout filters."""
 
     def filters(self):
-        return {"ipv4_network": ipv4_network, "fabric_peers": fabric_peers, "address_ip": address_ip}
+        return {"ipv4_network": ipv4_network, "fabric_peers": fabric_peers, "address_ip": address_ip,
+                "fabric_plan": fabric_plan, "fabric_plan_problems": fabric_plan_problems}

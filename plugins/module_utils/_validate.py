@@ -55,6 +55,7 @@ PATTERNS = {
     "apt_uri": (r"^(https?|file)://[A-Za-z0-9._~:/@%+-]+/$", "an http(s) or file URI of a package repository, "
                 "ending in /"),
     "duration": (r"^[0-9]{1,6}[smh]$", "a duration such as 90s, 15m or 2h"),
+    "file_mode": (r"^[0-7]{3,4}$", "an octal file mode of 3 or 4 digits, such as 0644"),
     "mac": (r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$", "a MAC address such as 80:fa:5b:80:dd:69"),
     "train_run": (r"^[a-z0-9][a-z0-9._-]{0,63}(-[0-9]{8}t[0-9]{6})?$",
                   "a training run id (<job>-<YYYYMMDD>t<HHMMSS>, as train.yml names a run) or a job key (its latest run)"),

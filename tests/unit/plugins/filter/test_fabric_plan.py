@@ -1,0 +1,85 @@
+"""The fabric's address plan of each topology (docs/topologies.md) and its checks."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.dgx_spark.cluster.plugins.filter.fabric import fabric_plan, fabric_plan_problems
+
+PAIR = ["spark-2959", "spark-ba63"]
+EIGHT = PAIR + ["spark-%d" % i for i in range(3, 9)]
+
+
+def addresses(plan):
+    return dict((node, [(i["netdev"], i["address"]) for i in interfaces])
+                for node, interfaces in plan["interfaces"].items())
+
+
+def test_direct_is_the_pair_as_cabled_today():
+    plan = fabric_plan(PAIR)
+    assert addresses(plan) == {
+        "spark-2959": [("enp1s0f1np1", "10.10.10.1/24"), ("enP2p1s0f1np1", "10.10.11.1/24")],
+        "spark-ba63": [("enp1s0f1np1", "10.10.10.2/24"), ("enP2p1s0f1np1", "10.10.11.2/24")]}
+    assert [i["rdma_device"] for i in plan["interfaces"]["spark-2959"]] == ["rocep1s0f1", "roceP2p1s0f1"]
+    assert plan["neighbours"] == {"spark-2959": ["spark-ba63"], "spark-ba63": ["spark-2959"]}
+    assert fabric_plan_problems(plan, {"spark-2959": 9000, "spark-ba63": 9000}) == []
+
+
+def test_switch_puts_every_node_on_the_same_two_subnets_in_node_order():
+    plan = fabric_plan(EIGHT, "switch")
+    assert [plan["interfaces"][n][0]["address"] for n in EIGHT] == ["10.10.10.%d/24" % i for i in range(1, 9)]
+    assert [plan["interfaces"][n][1]["address"] for n in EIGHT] == ["10.10.11.%d/24" % i for i in range(1, 9)]
+    assert plan["links"] == [{"name": "fabric", "subnets": ["10.10.10.0/24", "10.10.11.0/24"], "ends": EIGHT}]
+    assert plan["neighbours"]["spark-5"] == [n for n in EIGHT if n != "spark-5"]
+    assert fabric_plan_problems(plan) == []
+
+
+def test_a_ring_of_three_gives_each_link_its_own_two_subnets_and_uses_both_ports():
+    nodes = PAIR + ["spark-3"]
+    plan = fabric_plan(nodes, "ring")
+    assert [(link["name"], link["ends"], link["subnets"]) for link in plan["links"]] == [
+        ("link0", ["spark-2959", "spark-ba63"], ["10.10.10.0/24", "10.10.11.0/24"]),
+        ("link1", ["spark-ba63", "spark-3"], ["10.10.12.0/24", "10.10.13.0/24"]),
+        ("link2", ["spark-3", "spark-2959"], ["10.10.14.0/24", "10.10.15.0/24"])]
+    assert addresses(plan)["spark-2959"] == [
+        ("enp1s0f1np1", "10.10.10.1/24"), ("enP2p1s0f1np1", "10.10.11.1/24"),   # port 1 to spark-ba63
+        ("enp1s0f0np0", "10.10.14.2/24"), ("enP2p1s0f0np0", "10.10.15.2/24")]   # port 0 from spark-3
+    assert all(sorted(neighbours) == sorted(set(nodes) - {node}) for node, neighbours in plan["neighbours"].items())
+    assert fabric_plan_problems(plan) == []
+
+
+def test_in_a_ring_of_four_the_opposite_nodes_share_no_link():
+    nodes = PAIR + ["spark-3", "spark-4"]
+    plan = fabric_plan(nodes, "ring")
+    assert plan["neighbours"]["spark-2959"] == ["spark-ba63", "spark-4"]
+    assert plan["neighbours"]["spark-3"] == ["spark-ba63", "spark-4"]
+    assert len({i["subnet"] for node in nodes for i in plan["interfaces"][node]}) == 8
+
+
+@pytest.mark.parametrize("nodes, topology, message", [
+    (PAIR + ["spark-3"], "direct", "a direct fabric has 2 to 2 different nodes, got 3"),
+    (EIGHT + ["spark-9"], "switch", "a switch fabric has 2 to 8 different nodes, got 9"),
+    (PAIR, "ring", "a ring fabric has 3 to 4 different nodes, got 2"),
+    (["spark-2959", "spark-2959"], "switch", "different nodes"),
+    (PAIR, "mesh", "topology 'mesh' is not one of direct, ring, switch"),
+])
+def test_what_a_topology_cannot_take_is_refused_naming_the_rule(nodes, topology, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        fabric_plan(nodes, topology)
+
+
+def test_overrides_replace_planned_addresses_and_bad_ones_are_named():
+    plan = fabric_plan(PAIR, "direct", "192.168.100.0/24", {"spark-ba63": {"enp1s0f1np1": "192.168.100.20/24"}})
+    assert addresses(plan)["spark-ba63"][0] == ("enp1s0f1np1", "192.168.100.20/24")
+    assert addresses(plan)["spark-ba63"][1] == ("enP2p1s0f1np1", "192.168.101.2/24")
+    assert fabric_plan_problems(plan) == []
+    bad = fabric_plan(PAIR, "direct", overrides={
+        "spark-ba63": {"enp1s0f1np1": "10.10.10.1/24", "enP2p1s0f1np1": "10.10.10.3/24"}})
+    problems = fabric_plan_problems(bad, {"spark-2959": 9000, "spark-ba63": 1500})
+    assert problems == [
+        "spark-ba63 enp1s0f1np1: 10.10.10.1 is also spark-2959 enp1s0f1np1's",
+        "spark-ba63 enP2p1s0f1np1: 10.10.10.3/24 is not a host address of 10.10.11.0/24, the subnet of its fabric "
+        "twin 1",
+        "spark-ba63 enP2p1s0f1np1: on 10.10.10.0/24, as enp1s0f1np1 is: a node has one interface per subnet",
+        "fabric: its nodes have different MTUs (spark-2959 9000, spark-ba63 1500): every node of a link needs the same"]
