@@ -1,22 +1,33 @@
 #!/usr/bin/env bash
-# The lab: two simulated DGX Sparks (spark-2959 head, spark-ba63 worker) as privileged podman containers
-# with systemd, sshd, sudo, their own dockerd, a management network and the two fabric twins (MTU 9000,
-# real interface names, one subnet each).
-#   lab.sh up | down | status | engine | trtllm | train | reboot | shell NODE | scenario NODE SCENARIO | thaw NODE
+# The lab: two simulated DGX Sparks (spark-2959 head, spark-ba63 worker; LAB_NODES=3 or 4 adds spark-lab3 and
+# spark-lab4) as privileged podman containers with systemd, sshd, sudo, their own dockerd, a management network and
+# the two fabric twins (MTU 9000, real interface names, one subnet each).
+#   lab.sh up | down | status | engine | trtllm | train | ee | reboot | shell NODE | scenario NODE SCENARIO | thaw NODE
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 cache=$here/cache
 prefix=dgxspark-lab
-nodes=(spark-2959 spark-ba63)
+# LAB_NODES (2 to 4) simulated Sparks, head first. The fabric networks are bridges: a switch (docs/topologies.md)
+# with every node's port-1 twins on the same two subnets; two nodes are the direct pair as cabled today.
+all_nodes=(spark-2959 spark-ba63 spark-lab3 spark-lab4)
+node_count=${LAB_NODES:-2}
+if [[ -z ${LAB_NODES:-} && ${1:-} != up ]]; then  # the other commands act on the lab that is up, whatever its size
+  for count in 3 4; do podman container exists "$prefix-${all_nodes[count - 1]}" 2>/dev/null && node_count=$count; done
+fi
+[[ $node_count =~ ^[2-4]$ ]] || { echo "[lab] error: LAB_NODES is 2 to 4, got '$node_count'" >&2; exit 2; }
+nodes=("${all_nodes[@]:0:$node_count}")
 scenarios=(healthy degraded_link no_gpu nccl_slow nccl_hang k8s_api_down wol_unsupported)
 doubles=(nvidia-smi ibdev2netdev ibv_devinfo show_gids rdma ethtool ib_write_bw ib_write_lat mpirun lab-link-wol)
 nccl_tests=(all_reduce_perf all_gather_perf)
 
 # node -> management address, fabric twin addresses (as on the real pair)
-declare -A mgmt_ip=([spark-2959]=10.59.63.11 [spark-ba63]=10.59.63.12)
-declare -A fab0_ip=([spark-2959]=10.10.10.1 [spark-ba63]=10.10.10.2)
-declare -A fab1_ip=([spark-2959]=10.10.11.1 [spark-ba63]=10.10.11.2)
+declare -A mgmt_ip fab0_ip fab1_ip
+for index in "${!all_nodes[@]}"; do
+  mgmt_ip[${all_nodes[$index]}]=10.59.63.$((11 + index))
+  fab0_ip[${all_nodes[$index]}]=10.10.10.$((1 + index))
+  fab1_ip[${all_nodes[$index]}]=10.10.11.$((1 + index))
+done
 # network -> subnet gateway extra-options (gateways sit at .254 so .1/.2 stay the nodes')
 declare -A net_args=(
   [$prefix-mgmt]="--subnet 10.59.63.0/24 --gateway 10.59.63.1"
@@ -234,7 +245,7 @@ cmd_up() {
   done
   start_power
   ensure_artifact_server
-  log "up in $((SECONDS - start)) s: ssh -i $ssh_key spark@${mgmt_ip[spark-2959]} (spark-2959), spark@${mgmt_ip[spark-ba63]} (spark-ba63)"
+  log "up in $((SECONDS - start)) s: ssh -i $ssh_key $(for node in "${nodes[@]}"; do printf 'spark@%s (%s) ' "${mgmt_ip[$node]}" "$node"; done)"
 }
 
 # Both nodes restart at once as after a power cut: every process in them ends, systemd boots them again (their disks,
@@ -303,7 +314,7 @@ cmd_down() {
   podman_env
   close_ssh_masters
   stop_power
-  for node in "${nodes[@]}"; do
+  for node in "${all_nodes[@]}"; do  # whatever LAB_NODES the lab came up with
     name=$(container "$node")
     python3 "$here/power.py" thaw "$state/power" "$node"  # a sleeping node wakes to be taken down
     if podman container exists "$name"; then

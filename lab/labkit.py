@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "lab" / "lab.sh"
 KEY = Path(os.environ.get("DGX_SPARK_LAB_STATE", Path.home() / ".local/state/dgx-spark-lab")) / "id_ed25519"
 NODES = {"spark-2959": "10.59.63.11", "spark-ba63": "10.59.63.12"}
+# The nodes a larger lab adds (LAB_NODES=3 or 4, lab.sh)
+MORE_NODES = {"spark-lab3": "10.59.63.13", "spark-lab4": "10.59.63.14"}
 TWINS = {"enp1s0f1np1": ("10.10.10.1", "10.10.10.2"), "enP2p1s0f1np1": ("10.10.11.1", "10.10.11.2")}
 VENV_BIN = ROOT / ".venv" / "bin"
 # The lab endpoint's API key (inventory/lab.yml) and the curl option that sends it.
@@ -20,13 +22,15 @@ API_KEY = "lab-endpoint-key-0123456789abcdef"
 CURL_AUTH = "-H 'Authorization: Bearer %s'" % API_KEY
 
 
-def lab(*args, check=True):
-    return subprocess.run([str(LAB)] + list(args), capture_output=True, text=True, check=check, timeout=1800)
+def lab(*args, check=True, env=None):
+    return subprocess.run([str(LAB)] + list(args), capture_output=True, text=True, check=check, timeout=1800,
+                          env=dict(os.environ, **(env or {})))
 
 
 def ssh(node, command, user="spark", check=True, timeout=60, input_text=None):
     argv = ["ssh", "-i", str(KEY), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "%s@%s" % (user, NODES[node]), command]
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+            "%s@%s" % (user, NODES.get(node) or MORE_NODES[node]), command]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, input=input_text)
     if check and result.returncode != 0:
         raise AssertionError("%s: %r failed rc=%d\n%s%s" % (node, command, result.returncode, result.stdout,
@@ -104,7 +108,7 @@ def recap(output):
     counters = {}
     for line in output.splitlines():
         parts = line.split()
-        if len(parts) > 2 and parts[0] in NODES and parts[1] == ":":
+        if len(parts) > 2 and (parts[0] in NODES or parts[0] in MORE_NODES) and parts[1] == ":":
             counters[parts[0]] = dict((k, int(v)) for k, v in (item.split("=") for item in parts[2:]))
     return counters
 

@@ -16,10 +16,12 @@ from labkit import ROOT, ssh  # noqa: E402  (lab/ is on the path from here on)
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "lab_teardown: takes the lab down; runs after every other lab test")
+    config.addinivalue_line("markers", "lab_resize: brings the lab up with more nodes; runs last but the teardown")
 
 
 def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: item.get_closest_marker("lab_teardown") is not None)
+    items.sort(key=lambda item: 2 if item.get_closest_marker("lab_teardown") else
+               1 if item.get_closest_marker("lab_resize") else 0)
 
 
 class HeadFile:

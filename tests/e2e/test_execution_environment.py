@@ -25,7 +25,10 @@ def podman_env():
     if os.environ.get("DGX_SPARK_EE_BUILT") != "1":
         lab("ee")
     lab("up")
-    return dict(os.environ, CONTAINERS_CONF=conf.stdout.strip())
+    # ansible-navigator hands the controller's ANSIBLE_* variables to the EE: a job has none of this checkout's
+    # (scripts/test.sh points ANSIBLE_COLLECTIONS_PATH at it, which would hide the image's collections)
+    environment = dict((k, v) for k, v in os.environ.items() if not k.startswith("ANSIBLE_"))
+    return dict(environment, CONTAINERS_CONF=conf.stdout.strip())
 
 
 def test_the_image_holds_the_collection_its_dependencies_and_the_controller_tools(podman_env):
