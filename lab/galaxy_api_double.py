@@ -1,7 +1,7 @@
 """An Ansible Galaxy (v3 API) double for the lab: galaxy.ansible.com is not reachable here.
 
-Serves the collections installed under each --collections-path (<path>/ansible_collections/<ns>/<name>, as the
-`ansible` package on PyPI lays them out, unpacked from Galaxy's own artifacts) through the endpoints
+Serves the collections installed under each --collections-path (<path>/ansible_collections/<ns>/<name>; by default
+the site-packages of the `ansible` package on PyPI beside this interpreter, unpacked from Galaxy's own artifacts) through the endpoints
 `ansible-galaxy collection install` calls, with the fields it reads (ansible/galaxy/api.py):
   GET /api/                                                   available_versions
   GET /api/v3/collections/<ns>/<name>/                        highest_version, updated_at
@@ -28,6 +28,8 @@ import sys
 import tarfile
 import threading
 from urllib.parse import urlsplit
+
+import ansible
 
 COLLECTION = re.compile(r"^/api/v3/collections/(?P<ns>\w+)/(?P<name>\w+)/(?:versions/(?:(?P<version>[^/]+)/)?)?$")
 DOWNLOAD = re.compile(r"^/download/(?P<ns>\w+)-(?P<name>\w+)-(?P<version>[^/]+)\.tar\.gz$")
@@ -149,12 +151,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--collections-path", action="append", required=True)
+    parser.add_argument("--collections-path", action="append")
     parser.add_argument("--bind", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--log")
     args = parser.parse_args()
-    server = Galaxy((args.bind, args.port), installed(args.collections_path), args.log)
+    paths = args.collections_path or [os.path.dirname(os.path.dirname(ansible.__file__))]
+    server = Galaxy((args.bind, args.port), installed(paths), args.log)
     print(server.server_address[1], flush=True)
     try:
         server.serve_forever()

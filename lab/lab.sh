@@ -385,10 +385,10 @@ cmd_ee() {
   podman_env
   base=$("$here/ee/build_base_image.sh")
   galaxy=$(mktemp)
-  "$venv/python" "$here/galaxy_api_double.py" --collections-path "$("$venv/python" -c \
-    'import ansible, os; print(os.path.dirname(os.path.dirname(ansible.__file__)))')" >"$galaxy" &
-  local pid=$!
-  until port=$(head -1 "$galaxy") && [[ -n $port ]]; do sleep 0.2; done
+  "$venv/python" "$here/galaxy_api_double.py" >"$galaxy" &  # the collections of the venv's `ansible` package
+  local pid=$! tries
+  for tries in $(seq 50); do port=$(head -1 "$galaxy") && [[ -n $port ]] && break; sleep 0.2; done
+  [[ -n $port ]] || { kill "$pid" 2>/dev/null; rm -f "$galaxy"; die "the Galaxy double did not start"; }
   EE_BASE_IMAGE=$base EE_PKGMGR=/usr/bin/apt-get EE_GALAXY_SERVER=http://127.0.0.1:$port/ \
     EE_BUILD_ARGS=--network=host "$repo/scripts/build_ee.sh" || rc=$?
   kill "$pid"; rm -f "$galaxy"

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# A base for the execution environment where no registry is reachable: Debian bookworm from debootstrap with
-# python3 and ensurepip (python3-venv), which ansible-builder's base stage needs; apt-get stands in for dnf
-# (PKGMGR build argument). pip in the build trusts this host's CA bundle (PIP_CERT), as the lab's engine build does.
+# A base for the execution environment where no registry is reachable: Debian bookworm from debootstrap with python3
+# (the build adds python3-pip with apt-get, which stands in for dnf through the PKGMGR build argument). pip in the build trusts this host's CA bundle (PIP_CERT), as the lab's engine build does.
 # Loaded into podman as localhost/dgx-spark-ee-base:<key>; prints that name. Rebuilt only when this script changes.
 set -euo pipefail
 cache=${DGX_SPARK_LAB_CACHE:-$HOME/.cache/dgx-spark-lab}
