@@ -10,6 +10,7 @@ import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+REPORTS = ROOT / "reports"  # where the playbooks, run from ROOT, write their reports
 LAB = ROOT / "lab" / "lab.sh"
 KEY = Path(os.environ.get("DGX_SPARK_LAB_STATE", Path.home() / ".local/state/dgx-spark-lab")) / "id_ed25519"
 NODES = {"spark-2959": "10.59.63.11", "spark-ba63": "10.59.63.12"}

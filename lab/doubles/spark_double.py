@@ -491,10 +491,12 @@ def mpirun(args):
         sys.exit(128 + signum)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    ready = []
+    ready, modes = [], []
     for host, proc in ranks:
         line = proc.stdout.readline().strip()
-        if line != "rank-ready":
+        if line.split()[:1] == ["rank-ready"]:
+            modes += line.split()[1:]
+        else:
             proc.wait()
             die("--------------------------------------------------------------------------\n"
                 "ORTE was unable to reliably start one or more daemons.\n"
@@ -502,7 +504,8 @@ def mpirun(args):
                 "--------------------------------------------------------------------------"
                 % (host, (proc.stderr.read() or line).strip()), 1)
         ready.append(proc)
-    print_nccl_result(name, sizes)
+    # a collective runs at its slowest rank's pace, and hangs when one rank hangs
+    print_nccl_result(name, sizes, next((m for m in ("nccl_hang", "nccl_slow") if m in modes), "healthy"))
     for proc in ready:
         proc.stdin.close()
     for proc in ready:
@@ -523,10 +526,9 @@ def parse_nccl_args(name, args):
     return low, high
 
 
-def print_nccl_result(name, sizes):
+def print_nccl_result(name, sizes, mode):
     low, high = sizes
     text = fixture(NCCL_TESTS[name])
-    mode = scenario()
     if mode == "nccl_hang":
         head = text.split("#       size", maxsplit=1)[0]
         sys.stdout.write(head)
@@ -558,7 +560,7 @@ def print_nccl_result(name, sizes):
 def nccl_rank(name, args):
     if args != ["--lab-rank"]:
         raise Refused("%s run outside mpirun (the lab runs nccl-tests through mpirun only)" % name)
-    print("rank-ready", flush=True)
+    print("rank-ready", scenario(), flush=True)
     sys.stdin.read()  # until mpirun (or its ssh session) goes away
 
 

@@ -48,9 +48,18 @@ def fabric_plan_problems(fabric, mtus=None):
     return _topology.problems(fabric, mtus)
 
 
+def gate_rounds(nodes, pairs="all", head_first=True):
+    """The node pairs a link gate measures, in rounds that run at the same time (module_utils/_topology.py)."""
+    try:
+        return _topology.gate_rounds(list(nodes), pairs, head_first)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
 class FilterModule(object):
     """dgx_spark.cluster fabric layout filters."""
 
     def filters(self):
         return {"ipv4_network": ipv4_network, "fabric_peers": fabric_peers, "address_ip": address_ip,
-                "fabric_plan": fabric_plan, "fabric_plan_problems": fabric_plan_problems}
+                "fabric_plan": fabric_plan, "fabric_plan_problems": fabric_plan_problems,
+                "gate_rounds": gate_rounds}

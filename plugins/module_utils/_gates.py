@@ -97,12 +97,20 @@ def roce_node_checks(node, settings):
     return checks
 
 
+def link_name(hosts):
+    """How a report names the nodes a measurement ran between: 'a <-> b' (every node of an N-node run in order)."""
+    return " <-> ".join(hosts) if hosts else "between nodes"
+
+
 def roce_bandwidth_checks(runs, settings, node_checks=()):
-    """Checks from ib_write_bw client runs: [{twins: [0] | [1] | [0, 1], clients: [text, ...], rc: [...]}]."""
-    slow_links = [c for c in node_checks if c["check"] == "link_speed_mbps" and c["verdict"] == "fail"]
-    small_mtu = [c for c in node_checks if c["check"] in ("link_mtu", "active_mtu") and c["verdict"] == "fail"]
+    """Checks from ib_write_bw client runs: [{client, server, twins: [0] | [1] | [0, 1], clients: [text, ...],
+    rc: [...]}]; each names its pair of nodes, and a failure's cause names the pair's slow link or small MTU."""
     checks = []
     for run in runs:
+        ends = [host for host in (run.get("client"), run.get("server")) if host]
+        ours = [c for c in node_checks if not ends or c["node"] in ends]
+        slow_links = [c for c in ours if c["check"] == "link_speed_mbps" and c["verdict"] == "fail"]
+        small_mtu = [c for c in ours if c["check"] in ("link_mtu", "active_mtu") and c["verdict"] == "fail"]
         results = [parse.ib_write_bw_results(text) for text in run["clients"]]
         total = round(sum(r["bw_avg_gbps"] or 0.0 for r in results), 2) if all(r["ok"] for r in results) else None
         both = len(run["twins"]) > 1
@@ -115,15 +123,15 @@ def roce_bandwidth_checks(runs, settings, node_checks=()):
             cause = "ib_write_bw did not report a result (rc %s): %s" % (run.get("rc"), " / ".join(tails))
         elif slow_links:
             speed = slow_links[0]["value"]
-            cause = "link at %sG (see link_speed_mbps)" % (speed // 1000 if speed else "?")
+            cause = "link at %sG on %s (see link_speed_mbps)" % (speed // 1000 if speed else "?", slow_links[0]["node"])
         elif small_mtu:
-            cause = "MTU below the fabric's (see link_mtu / active_mtu)"
+            cause = "MTU below the fabric's on %s (see link_mtu / active_mtu)" % small_mtu[0]["node"]
         elif both:
             cause = ("both twins together are not faster than one: the twins share a subnet (traffic takes one "
                      "twin) or one twin's cable is in the wrong port")
         else:
             cause = "below the known ~92 Gb/s per twin: check MTU 9000 on both ends, the cable, and CPU/IRQ load"
-        checks.append(_check("between nodes", twin, name, total, threshold,
+        checks.append(_check(link_name(ends), twin, name, total, threshold,
                              total is not None and total >= threshold, cause))
     return checks
 
@@ -133,12 +141,46 @@ def roce_latency_checks(runs, settings):
     for run in runs:
         result = parse.ib_write_lat_results(run["clients"][0])
         value = result["t_typical_us"]
-        checks.append(_check("between nodes", run["twins"][0], "ib_write_lat_typical_us", value,
+        ends = [host for host in (run.get("client"), run.get("server")) if host]
+        checks.append(_check(link_name(ends), run["twins"][0], "ib_write_lat_typical_us", value,
                              settings["max_latency_us"], value is not None and value <= settings["max_latency_us"],
                              "latency %s us above %s us: a switch in the path, or power saving on the NICs"
                              % (value, settings["max_latency_us"]) if value is not None else
                              "ib_write_lat did not report a result"))
     return checks
+
+
+MATRIX_COLUMNS = ((0, "ib_write_bw_gbps"), (1, "ib_write_bw_gbps"), ("both", "ib_write_bw_both_gbps"))
+
+
+def roce_matrix(checks, nodes):
+    """The link checks as a node x node matrix: {nodes, links: [{nodes, twin0, twin1, both, latency_us, verdict,
+    causes}], table: {a: {b: link}} (both directions), lines: one per link, the failed ones with their causes}."""
+    links = {}
+    for check in checks:
+        ends = check["node"].split(" <-> ")
+        if len(ends) != 2 or not check["check"].startswith("ib_write_"):
+            continue
+        link = links.setdefault(tuple(ends), {"nodes": ends, "twin0": None, "twin1": None, "both": None,
+                                              "latency_us": None, "verdict": "pass", "causes": []})
+        key = "latency_us" if check["check"] == "ib_write_lat_typical_us" else \
+            "both" if check["twin"] == "both" else "twin%d" % check["twin"]
+        link[key] = check["value"]
+        if check["verdict"] == "fail":
+            link["verdict"] = "fail"
+            if check["cause"] not in link["causes"]:
+                link["causes"].append(check["cause"])
+    order = list(nodes)
+    ranked = sorted(links.values(), key=lambda l: [order.index(n) if n in order else len(order) for n in l["nodes"]])
+    table = {}
+    for link in ranked:
+        table.setdefault(link["nodes"][0], {})[link["nodes"][1]] = link
+        table.setdefault(link["nodes"][1], {})[link["nodes"][0]] = link
+    lines = ["RoCE links, Gb/s twin 0 / twin 1 / both:"] + [
+        "%s %s <-> %s: %s / %s / %s%s" % (
+            link["verdict"].upper(), link["nodes"][0], link["nodes"][1], link["twin0"], link["twin1"], link["both"],
+            (" - " + "; ".join(link["causes"])) if link["causes"] else "") for link in ranked]
+    return {"nodes": order, "links": ranked, "table": table, "lines": lines if ranked else []}
 
 
 def nccl_mpirun_argv(ips, env, binary, options):
@@ -156,21 +198,58 @@ def nccl_mpirun_argv(ips, env, binary, options):
 
 
 def nccl_checks(result, settings):
-    """Gate nccl_results(): out-of-bounds 0 OK, no failure line, average bus bandwidth >= threshold."""
+    """Gate nccl_results(): out-of-bounds 0 OK, no failure line, average bus bandwidth >= threshold.
+
+    settings: {min_busbw_gbps, hosts (the run's nodes, named in each check; optional), hint (added to a slow
+    run's cause; optional)}."""
+    where = link_name(settings.get("hosts"))
     warnings = result.get("warnings") or []
     hint = (" NCCL WARN: " + " | ".join(warnings[:3])) if warnings else ""
-    checks = [_check("between nodes", "both", "nccl_out_of_bounds", result.get("out_of_bounds"), 0,
+    checks = [_check(where, "both", "nccl_out_of_bounds", result.get("out_of_bounds"), 0,
                      result.get("out_of_bounds_ok") and not result.get("failures") and bool(result.get("rows")),
                      ("no result table: the run failed or hung" if not result.get("rows") else
                       "nccl-tests found wrong values") + hint + (
                           (" " + " | ".join(result["failures"][:2])) if result.get("failures") else ""))]
     avg = result.get("avg_busbw_gbps")
-    checks.append(_check("between nodes", "both", "nccl_avg_busbw_gbps", avg, settings["min_busbw_gbps"],
+    checks.append(_check(where, "both", "nccl_avg_busbw_gbps", avg, settings["min_busbw_gbps"],
                          avg is not None and avg >= settings["min_busbw_gbps"],
                          "average bus bandwidth below %s GB/s: NCCL is not using both twins (NCCL_IB_HCA), the link "
-                         "is degraded (run playbooks/roce_check.yml), or it fell back to sockets%s"
-                         % (settings["min_busbw_gbps"], hint)))
+                         "is degraded (run playbooks/roce_check.yml), or it fell back to sockets%s%s"
+                         % (settings["min_busbw_gbps"], hint, settings.get("hint") or "")))
     return checks
+
+
+def nccl_gate(runs, settings):
+    """Judge every nccl-tests run of the gate: the run across all nodes first, then any per-pair runs.
+
+    runs: [{hosts, rc, stdout, stderr}]. settings: {min_busbw_gbps}.
+    Returns {checks, runs: [{hosts, rc, timed_out, avg_busbw_gbps, rows, warnings, output_tail, passed}],
+    slowest_link: {nodes, avg_busbw_gbps} among the two-node runs (a run without a figure is the slowest), or None}.
+    A slow run of more than two nodes names the slowest pair when pairs ran, else says how to find it.
+    """
+    judged = []
+    for run in runs:
+        output = "\n".join(text for text in (run.get("stdout"), run.get("stderr")) if text)
+        result = parse.nccl_results(output)
+        judged.append({"hosts": list(run["hosts"]), "rc": run.get("rc"), "timed_out": run.get("rc") == 124,
+                       "avg_busbw_gbps": result.get("avg_busbw_gbps"), "rows": result.get("rows"),
+                       "warnings": result.get("warnings"),
+                       "output_tail": output.splitlines()[-15:], "result": result})
+    pairs = [run for run in judged if len(run["hosts"]) == 2]
+    slowest = min(pairs, key=lambda run: -1.0 if run["avg_busbw_gbps"] is None else run["avg_busbw_gbps"]) \
+        if pairs and len(judged) > len(pairs) else None
+    checks = []
+    for run in judged:
+        hint = ""
+        if len(run["hosts"]) > 2:
+            hint = ("; slowest link %s at %s GB/s" % (link_name(slowest["hosts"]), slowest["avg_busbw_gbps"])
+                    if slowest else "; run with nccl_test_per_pair=true to name the slowest link")
+        ours = nccl_checks(run.pop("result"), {"min_busbw_gbps": settings["min_busbw_gbps"], "hosts": run["hosts"],
+                                               "hint": hint})
+        run["passed"] = all(c["verdict"] == "pass" for c in ours)
+        checks += ours
+    return {"checks": checks, "runs": judged, "slowest_link": {
+        "nodes": slowest["hosts"], "avg_busbw_gbps": slowest["avg_busbw_gbps"]} if slowest else None}
 
 
 def check_line(check):

@@ -105,3 +105,57 @@ def problems(fabric, mtus=None):
                 link["name"], ", ".join("%s %s" % (node, (mtus or {}).get(node)) for node in link["ends"]),
                 "every node of a link needs the same"))
     return found
+
+
+def _disjoint_rounds(pairs):
+    """Pairs in order, packed into rounds in which no node is in two pairs (the first round that has room)."""
+    rounds = []
+    for pair in pairs:
+        for members in rounds:
+            if not set(pair) & set(node for other in members for node in other):
+                members.append(pair)
+                break
+        else:
+            rounds.append([pair])
+    return rounds
+
+
+def _round_robin(nodes):
+    """Every pair of nodes once, in len(nodes)-1 rounds (len(nodes) when odd) of disjoint pairs: the circle method."""
+    order = list(nodes) + ([None] if len(nodes) % 2 else [])
+    rounds = []
+    for unused_round in range(len(order) - 1):
+        members = [(order[i], order[-1 - i]) for i in range(len(order) // 2)]
+        rounds.append([tuple(sorted(pair, key=list(nodes).index)) for pair in members if None not in pair])
+        order = [order[0], order[-1]] + order[1:-1]
+    return [members for members in rounds if members]
+
+
+def gate_rounds(nodes, pairs="all", head_first=True):
+    """The node pairs a link gate measures, in rounds of pairs that run at the same time (no node in two).
+
+    nodes: host names in order (head first). pairs: "all" (every pair), "head" (every node with the head), or an
+    explicit list of [client, server]. head_first: with "all", every node with the head first, one at a time (the
+    head's figures are not shared with another run), then the other pairs in parallel rounds; else every pair in
+    parallel rounds. Each pair is [earlier node, later node] for the keywords. Raises ValueError naming the problem.
+    """
+    nodes = list(nodes)
+    if len(nodes) < 2 or len(set(nodes)) != len(nodes):
+        raise ValueError("a link gate needs two or more different nodes, got: %s" % ", ".join(nodes))
+    if pairs in ("all", "head"):
+        head_pairs = [[[nodes[0], node]] for node in nodes[1:]]
+        if pairs == "head":
+            return head_pairs
+        if not head_first:
+            return [[list(pair) for pair in members] for members in _round_robin(nodes)]
+        return head_pairs + [[list(pair) for pair in members] for members in _round_robin(nodes[1:])]
+    if not isinstance(pairs, (list, tuple)) or not pairs:
+        raise ValueError("pairs is 'all', 'head' or a list of [client, server] host pairs, got %r" % (pairs,))
+    seen = set()
+    for pair in pairs:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or pair[0] == pair[1] or not set(pair) <= set(nodes):
+            raise ValueError("pair %r is not two different hosts of the play (%s)" % (pair, ", ".join(nodes)))
+        if frozenset(pair) in seen:
+            raise ValueError("pair %r is given twice" % (pair,))
+        seen.add(frozenset(pair))
+    return [[list(pair) for pair in members] for members in _disjoint_rounds([tuple(pair) for pair in pairs])]

@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from labkit import CURL_AUTH, NODES, ROOT, lab, playbook, recap, rejected_before_connecting, runner, ssh
+from labkit import CURL_AUTH, NODES, REPORTS, ROOT, lab, playbook, recap, rejected_before_connecting, runner, ssh
 
 sys.path.insert(0, str(ROOT / ".collections"))
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _k8s  # noqa: E402
@@ -172,7 +172,7 @@ def test_site_takes_bare_nodes_to_a_healthy_cluster_serving_a_model_then_a_secon
 def test_check_passes_with_a_smoke_pod_per_node_and_leaves_none():
     out = playbook("k8s_check.yml")
     assert_ok(out)
-    report = json.loads((ROOT / "reports" / "k8s_check.json").read_text())
+    report = json.loads((REPORTS / "k8s_check.json").read_text())
     smoke = [c for c in report["checks"] if c["check"] == "gpu_smoke_pod"]
     assert report["passed"] and [(c["node"], c["verdict"]) for c in smoke] == [(HEAD, "pass"), (WORKER, "pass")]
     assert "dgx-spark-smoke" not in ssh(HEAD, KUBECTL + " get pods -A").stdout
@@ -297,7 +297,7 @@ def test_repair_of_a_healthy_cluster_changes_nothing_and_starts_what_a_reboot_le
     quiet = repair()
     assert_ok(quiet)
     assert {node: c["changed"] for node, c in recap(quiet.stdout).items()} == {node: 0 for node in NODES}
-    assert "PASS cluster" in quiet.stdout and json.loads((ROOT / "reports" / "k8s_check.json").read_text())["passed"]
+    assert "PASS cluster" in quiet.stdout and json.loads((REPORTS / "k8s_check.json").read_text())["passed"]
     ssh(WORKER, "sudo systemctl stop kubelet containerd")
     out = repair()
     assert_ok(out)

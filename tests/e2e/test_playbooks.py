@@ -6,9 +6,8 @@ import json
 import time
 
 import pytest
-from labkit import NODES, ROOT, TWINS, async_job_files, lab, playbook, recap, rejected_before_connecting, runner, ssh
-
-REPORTS = ROOT / "reports"
+from labkit import (NODES, REPORTS, TWINS, async_job_files, lab, playbook, recap, rejected_before_connecting, runner,
+                    ssh)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -91,7 +90,7 @@ def test_roce_gate_fails_on_a_100g_link_with_the_cause(scenario):
     assert out.returncode != 0
     assert "RoCE gate failed" in out.stdout and "link at 100G" in out.stdout
     failed = {(c["node"], c["check"]) for c in roce_report()["checks"] if c["verdict"] == "fail"}
-    assert ("spark-ba63", "link_speed_mbps") in failed and ("between nodes", "ib_write_bw_gbps") in failed
+    assert ("spark-ba63", "link_speed_mbps") in failed and ("spark-2959 <-> spark-ba63", "ib_write_bw_gbps") in failed
     assert ("spark-2959", "link_speed_mbps") not in failed
 
 

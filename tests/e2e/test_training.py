@@ -9,7 +9,7 @@ import re
 import time
 
 import pytest
-from labkit import NODES, ROOT, lab, playbook, recap, rejected_before_connecting, ssh
+from labkit import NODES, REPORTS, lab, playbook, recap, rejected_before_connecting, ssh
 
 HEAD, WORKER = "spark-2959", "spark-ba63"
 STATE = "/var/lib/dgx-spark/train"
@@ -114,7 +114,7 @@ def test_a_job_runs_to_completion_followed_then_status_and_merged_logs():
     assert max(losses) < 0.1  # the regression was learned (it starts above 1)
     logs = playbook("train_logs.yml", "-e", "job=%s" % run_id)
     assert logs.returncode == 0, logs.stdout[-3000:]
-    merged = (ROOT / "reports" / "train" / ("%s.log" % run_id)).read_text().splitlines()
+    merged = (REPORTS / "train" / ("%s.log" % run_id)).read_text().splitlines()
     steps = [line for line in merged if '"step": ' in line]
     assert len([line for line in steps if "[rank 0]" in line]) == 40
     assert len([line for line in steps if "[rank 1]" in line]) == 40
@@ -180,7 +180,7 @@ def test_a_rank_killed_mid_run_stops_the_other_within_the_bound_and_names_the_ra
     assert "rank 0 (spark-2959): stopped" in status.stdout
     assert "cause: rank 1 on spark-ba63, exit code -9" in status.stdout
     logs = playbook("train_logs.yml", "-e", "job=%s" % run_id)
-    merged = (ROOT / "reports" / "train" / ("%s.log" % run_id)).read_text()
+    merged = (REPORTS / "train" / ("%s.log" % run_id)).read_text()
     assert re.search(r"\[rank 0\] .*Received 15 death signal", merged), logs.stdout[-2000:]
     assert re.search(r"\[rank 1\] !! .*ChildFailedError", merged)
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.dgx_spark.cluster.plugins.filter.fabric import fabric_plan, fabric_plan_problems
+from ansible_collections.dgx_spark.cluster.plugins.filter.fabric import FilterModule, fabric_plan, fabric_plan_problems
+
+FILTERS = FilterModule().filters()
 
 PAIR = ["spark-2959", "spark-ba63"]
 EIGHT = PAIR + ["spark-%d" % i for i in range(3, 9)]
@@ -83,3 +87,39 @@ def test_overrides_replace_planned_addresses_and_bad_ones_are_named():
         "twin 1",
         "spark-ba63 enP2p1s0f1np1: on 10.10.10.0/24, as enp1s0f1np1 is: a node has one interface per subnet",
         "fabric: its nodes have different MTUs (spark-2959 9000, spark-ba63 1500): every node of a link needs the same"]
+
+
+def _pairs(rounds):
+    return [frozenset(pair) for members in rounds for pair in members]
+
+
+@pytest.mark.parametrize("count", [2, 3, 4, 5, 8])
+@pytest.mark.parametrize("head_first", [True, False])
+def test_gate_rounds_measure_every_pair_once_and_no_node_twice_in_a_round(count, head_first):
+    nodes = ["n%d" % i for i in range(count)]
+    rounds = FILTERS["gate_rounds"](nodes, "all", head_first)
+    assert sorted(map(sorted, _pairs(rounds))) == sorted(map(sorted, itertools.combinations(nodes, 2)))
+    for members in rounds:
+        ends = [node for pair in members for node in pair]
+        assert len(ends) == len(set(ends))
+        assert all(nodes.index(pair[0]) < nodes.index(pair[1]) for pair in members)
+    if head_first:  # every node with the head, alone, first
+        assert rounds[:count - 1] == [[["n0", node]] for node in nodes[1:]]
+        assert all("n0" not in pair for members in rounds[count - 1:] for pair in members)
+    else:  # the circle method: count - 1 rounds (count when odd) of count // 2 pairs
+        assert len(rounds) == count - 1 + count % 2
+
+
+def test_gate_rounds_head_and_explicit_pairs():
+    nodes = ["a", "b", "c", "d"]
+    assert FILTERS["gate_rounds"](nodes, "head") == [[["a", "b"]], [["a", "c"]], [["a", "d"]]]
+    assert FILTERS["gate_rounds"](nodes, [["a", "b"], ["b", "c"], ["c", "d"], ["d", "a"]]) == [
+        [["a", "b"], ["c", "d"]], [["b", "c"], ["d", "a"]]]
+
+
+@pytest.mark.parametrize("pairs, message", [
+    ([["a", "a"]], "not two different hosts"), ([["a", "z"]], "not two different hosts"),
+    ([["a", "b"], ["b", "a"]], "given twice"), ("some", "'all', 'head' or a list")])
+def test_gate_rounds_refuse_what_is_not_a_pair_of_the_play(pairs, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        FILTERS["gate_rounds"](["a", "b", "c"], pairs)

@@ -82,22 +82,52 @@ def bw_text(gbps):
     return text.replace("111.72             111.71", "%.2f             %.2f" % (gbps, gbps))
 
 
+PAIR = {"client": "spark-2959", "server": "spark-ba63"}
+
+
 def test_bandwidth_gates_and_causes():
-    runs = [{"twins": [0], "clients": [bw_text(92.5)]}, {"twins": [1], "clients": [bw_text(46.2)]},
-            {"twins": [0, 1], "clients": [bw_text(92.5), bw_text(46.2)]}]
+    runs = [dict(PAIR, twins=[0], clients=[bw_text(92.5)]), dict(PAIR, twins=[1], clients=[bw_text(46.2)]),
+            dict(PAIR, twins=[0, 1], clients=[bw_text(92.5), bw_text(46.2)])]
     settings = {"min_twin_gbps": 85.0, "min_both_gbps": 170.0}
     checks = FILTERS["roce_bandwidth_checks"](runs, settings, [])
-    assert [(c["twin"], c["value"], c["verdict"]) for c in checks] == [
-        (0, 92.5, "pass"), (1, 46.2, "fail"), ("both", 138.7, "fail")]
+    assert [(c["node"], c["twin"], c["value"], c["verdict"]) for c in checks] == [
+        ("spark-2959 <-> spark-ba63", 0, 92.5, "pass"), ("spark-2959 <-> spark-ba63", 1, 46.2, "fail"),
+        ("spark-2959 <-> spark-ba63", "both", 138.7, "fail")]
     assert "twins share a subnet" in checks[2]["cause"]
-    slow = [{"check": "link_speed_mbps", "verdict": "fail", "value": 100000}]
-    assert FILTERS["roce_bandwidth_checks"](runs, settings, slow)[1]["cause"] == "link at 100G (see link_speed_mbps)"
+    slow = [{"node": "spark-ba63", "check": "link_speed_mbps", "verdict": "fail", "value": 100000}]
+    assert FILTERS["roce_bandwidth_checks"](runs, settings, slow)[1]["cause"] == \
+        "link at 100G on spark-ba63 (see link_speed_mbps)"
+    # a slow link of a node outside the pair is not this pair's cause
+    elsewhere = [dict(slow[0], node="spark-lab3")]
+    assert "known ~92 Gb/s" in FILTERS["roce_bandwidth_checks"](runs, settings, elsewhere)[1]["cause"]
+
+
+def test_the_matrix_names_each_link_with_its_figures_and_causes():
+    def bw_runs(client, server, gbps):
+        return [{"client": client, "server": server, "twins": twins, "clients": [bw_text(gbps)] * len(twins)}
+                for twins in ([0], [1], [0, 1])]
+    nodes = ["spark-2959", "spark-ba63", "spark-lab3"]
+    slow = [{"node": "spark-lab3", "check": "link_speed_mbps", "verdict": "fail", "value": 100000}]
+    runs = bw_runs("spark-ba63", "spark-lab3", 46.28) + bw_runs("spark-2959", "spark-ba63", 92.57) + \
+        bw_runs("spark-2959", "spark-lab3", 46.28)
+    checks = FILTERS["roce_bandwidth_checks"](runs, {"min_twin_gbps": 85.0, "min_both_gbps": 170.0}, slow)
+    matrix = FILTERS["roce_matrix"](slow + checks, nodes)
+    assert [(link["nodes"], link["twin0"], link["both"], link["verdict"]) for link in matrix["links"]] == [
+        (["spark-2959", "spark-ba63"], 92.57, 185.14, "pass"), (["spark-2959", "spark-lab3"], 46.28, 92.56, "fail"),
+        (["spark-ba63", "spark-lab3"], 46.28, 92.56, "fail")]
+    assert matrix["table"]["spark-lab3"]["spark-2959"] is matrix["table"]["spark-2959"]["spark-lab3"]
+    assert matrix["lines"][1:] == [
+        "PASS spark-2959 <-> spark-ba63: 92.57 / 92.57 / 185.14",
+        "FAIL spark-2959 <-> spark-lab3: 46.28 / 46.28 / 92.56 - link at 100G on spark-lab3 (see link_speed_mbps)",
+        "FAIL spark-ba63 <-> spark-lab3: 46.28 / 46.28 / 92.56 - link at 100G on spark-lab3 (see link_speed_mbps)"]
+    assert FILTERS["roce_matrix"](slow, nodes)["lines"] == []
 
 
 def test_bandwidth_without_a_result_quotes_the_tool():
-    runs = [{"twins": [0], "clients": [" Couldn't connect to 10.10.10.2:18515"], "rc": [1]}]
+    runs = [{"client": "a", "server": "b", "twins": [0], "clients": [" Couldn't connect to 10.10.10.2:18515"], "rc": [1]}]
     [check] = FILTERS["roce_bandwidth_checks"](runs, {"min_twin_gbps": 85.0, "min_both_gbps": 170.0}, [])
     assert check["value"] is None and "Couldn't connect to 10.10.10.2:18515" in check["cause"]
+    assert check["node"] == "a <-> b"
 
 
 def test_latency_gate():
@@ -126,6 +156,49 @@ def test_nccl_warn_lines_reach_the_failure_cause():
     checks = FILTERS["nccl_checks"](result, {"min_busbw_gbps": 21.875})
     assert checks[0]["verdict"] == "fail" and "NCCL WARN" in checks[0]["cause"]
     assert "status=12" in checks[0]["cause"] and "remote process exited" in checks[0]["cause"]
+
+
+def nccl_text(busbw):
+    """The recorded two-Spark all_gather run with every bus bandwidth figure (and the average) set to busbw."""
+    text = fixture_body("nccl/all_gather_perf_16G_dell_gb10_trevorsquillario.txt")
+    rows = []
+    for line in text.splitlines():
+        cells = line.split()
+        if cells and cells[0].isdigit() and len(cells) >= 13:
+            cells[7] = cells[11] = "%.2f" % busbw
+            line = "  ".join(cells)
+        elif line.startswith("# Avg bus bandwidth"):
+            line = "# Avg bus bandwidth    : %.4f" % busbw
+        rows.append(line)
+    return "\n".join(rows)
+
+
+def test_the_nccl_gate_names_the_slowest_pair_in_a_slow_run_of_all_nodes():
+    nodes = ["spark-2959", "spark-ba63", "spark-lab3"]
+    runs = [{"hosts": nodes, "rc": 0, "stdout": nccl_text(11.0), "stderr": ""},
+            {"hosts": nodes[:2], "rc": 0, "stdout": nccl_text(22.0), "stderr": ""},
+            {"hosts": nodes[1:], "rc": 0, "stdout": nccl_text(11.5), "stderr": ""},
+            {"hosts": [nodes[0], nodes[2]], "rc": 0, "stdout": nccl_text(11.0), "stderr": ""}]
+    gate = FILTERS["nccl_gate"](runs, {"min_busbw_gbps": 21.875})
+    assert gate["slowest_link"] == {"nodes": ["spark-2959", "spark-lab3"], "avg_busbw_gbps": 11.0}
+    assert [(run["hosts"], run["avg_busbw_gbps"], run["passed"]) for run in gate["runs"]] == [
+        (nodes, 11.0, False), (nodes[:2], 22.0, True), (nodes[1:], 11.5, False), ([nodes[0], nodes[2]], 11.0, False)]
+    slow = [c for c in gate["checks"] if c["check"] == "nccl_avg_busbw_gbps"]
+    assert slow[0]["node"] == "spark-2959 <-> spark-ba63 <-> spark-lab3"
+    assert slow[0]["cause"].endswith("slowest link spark-2959 <-> spark-lab3 at 11.0 GB/s")
+    # a pair that hung has no figure: it is the slowest
+    runs[2] = dict(runs[2], rc=124, stdout="# nccl-tests header only")
+    gate = FILTERS["nccl_gate"](runs, {"min_busbw_gbps": 21.875})
+    assert gate["slowest_link"] == {"nodes": nodes[1:], "avg_busbw_gbps": None} and gate["runs"][2]["timed_out"]
+
+
+def test_a_run_of_all_nodes_alone_says_how_to_find_the_slow_link_and_two_nodes_need_no_pairs():
+    nodes = ["spark-2959", "spark-ba63", "spark-lab3"]
+    gate = FILTERS["nccl_gate"]([{"hosts": nodes, "rc": 0, "stdout": nccl_text(11.0)}], {"min_busbw_gbps": 21.875})
+    assert gate["slowest_link"] is None and "nccl_test_per_pair=true" in gate["checks"][1]["cause"]
+    gate = FILTERS["nccl_gate"]([{"hosts": nodes[:2], "rc": 0, "stdout": nccl_text(22.0)}], {"min_busbw_gbps": 21.875})
+    assert gate["slowest_link"] is None and [c["verdict"] for c in gate["checks"]] == ["pass", "pass"]
+    assert gate["checks"][0]["node"] == "spark-2959 <-> spark-ba63"
 
 
 def test_mpirun_argv_is_a_list_with_one_rank_per_node():
