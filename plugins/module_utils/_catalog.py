@@ -21,6 +21,7 @@ BYTES_PER_PARAM = {
     "nvfp4": 0.53, "mxfp4": 0.53, "fp4": 0.53, "int4": 0.53, "awq": 0.53, "gptq": 0.53,
 }
 ENGINES = ("vllm", "trtllm")
+MAX_RANKS = 8  # ranks of one model: one per GB10, up to eight Sparks
 # trtllm-serve's backends: pytorch loads the checkpoint (NVIDIA's Spark recipe); tensorrt serves a trt_build engine.
 TRTLLM_BACKENDS = ("pytorch", "tensorrt")
 TRT_ENGINE_ROOT = "/var/lib/dgx-spark/trt-engines"
@@ -202,8 +203,11 @@ def validate_entry(key, entry, engine_root=TRT_ENGINE_ROOT):
     if precision not in BYTES_PER_PARAM or (entry.get("quantization") and out["dtype"] not in BYTES_PER_PARAM):
         raise CatalogError("model %s: dtype/quantization %r is not allowed: must be one of %s"
                            % (key, precision, ", ".join(sorted(BYTES_PER_PARAM))))
-    out["tp"] = _int_in(key, "tp", entry.get("tp", "auto"), 1, 2, also="auto")
-    out["pp"] = _int_in(key, "pp", entry.get("pp", 1), 1, 2, also="auto")
+    out["tp"] = _int_in(key, "tp", entry.get("tp", "auto"), 1, MAX_RANKS, also="auto")
+    out["pp"] = _int_in(key, "pp", entry.get("pp", "auto"), 1, MAX_RANKS, also="auto")
+    if "auto" not in (out["tp"], out["pp"]) and out["tp"] * out["pp"] > MAX_RANKS:
+        raise CatalogError("model %s: tp %d x pp %d is not allowed: at most %d ranks (one per GB10)"
+                           % (key, out["tp"], out["pp"], MAX_RANKS))
     out["max_model_len"] = _int_in(key, "max_model_len", entry.get("max_model_len", 8192), 16, 1048576)
     if out["engine"] == "trtllm":
         _validate_trtllm(key, entry, out, engine_root)

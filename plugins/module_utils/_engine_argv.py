@@ -10,6 +10,7 @@ run inside the containers are constant text whose inputs arrive as positional pa
 from __future__ import annotations
 
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _validate
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._catalog import MAX_RANKS
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._serving_state import SERVING_LABEL
 
 CONTAINER_PREFIX = "dgx-spark-serve-"
@@ -50,14 +51,24 @@ def settings_problems(settings):
         found = _validate.problem("settings.ulimits[%d]" % index, limit, "ulimit", SETTING_PATTERNS)
         if found:
             problems.append(found)
-    tp = settings.get("tp")
-    if isinstance(tp, bool) or not isinstance(tp, int) or not 1 <= tp <= 8:
-        problems.append("settings.tp %r is not allowed: must be an integer 1..8" % (tp,))
-    elif isinstance(settings.get("addresses"), list) and len(settings["addresses"]) < tp:
-        problems.append("settings.addresses has %d address(es) for tp %d" % (len(settings["addresses"]), tp))
+    sizes = [(name, settings.get(name, 1 if name == "pp" else None)) for name in ("tp", "pp")]
+    wrong = [(name, size) for name, size in sizes
+             if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_RANKS]
+    for name, size in wrong:
+        problems.append("settings.%s %r is not allowed: must be an integer 1..%d" % (name, size, MAX_RANKS))
+    if not wrong and rank_count(settings) > MAX_RANKS:
+        problems.append("settings.tp x settings.pp is %d: at most %d ranks" % (rank_count(settings), MAX_RANKS))
+    elif not wrong and isinstance(settings.get("addresses"), list) and len(settings["addresses"]) < rank_count(settings):
+        problems.append("settings.addresses has %d address(es) for %d ranks (tp %d x pp %d)"
+                        % (len(settings["addresses"]), rank_count(settings), settings["tp"], settings.get("pp", 1)))
     if not isinstance(settings.get("ipc_host"), bool):
         problems.append("settings.ipc_host %r is not allowed: must be true or false" % (settings.get("ipc_host"),))
     return problems
+
+
+def rank_count(settings):
+    """How many ranks (one per node) the run has: tensor x pipeline parallel."""
+    return settings["tp"] * settings.get("pp", 1)
 
 
 def container_name(key, rank):
@@ -73,14 +84,14 @@ RAY_HEAD_SCRIPT = 'ray start --head --node-ip-address="$1" --port="$2" --disable
 def starts_first(entry, rank, settings):
     """Whether this rank starts before the others: the workers for vLLM native and TensorRT-LLM (the head's mpirun
     reaches their sshd), the head for Ray (the workers join it)."""
-    ray = entry["engine"] == "vllm" and settings.get("backend") == "ray" and settings["tp"] > 1
+    ray = entry["engine"] == "vllm" and settings.get("backend") == "ray" and rank_count(settings) > 1
     return (rank == 0) == ray
 
 
 def peers(entry, rank, settings):
     """address:port of the ranks this one needs listening before it starts (what its unit waits for at boot)."""
-    addresses = settings["addresses"][:settings["tp"]]
-    if settings["tp"] < 2:
+    addresses = settings["addresses"][:rank_count(settings)]
+    if len(addresses) < 2:
         return []
     if entry["engine"] == "trtllm":
         return ["%s:%d" % (address, settings["ssh_port"]) for address in addresses[1:]] if rank == 0 else []
@@ -102,7 +113,7 @@ def _container_argv(entry, key, rank, settings, env, volumes):
     argv = ["docker", "run", "-d", "--name", container_name(key, rank),
             "--label", SERVING_LABEL, "--label", "dgx-spark.model=%s" % key,
             "--label", "dgx-spark.config=%s" % settings["config"], "--label", "dgx-spark.rank=%d" % rank,
-            "--label", "dgx-spark.ranks=%d" % settings["tp"], "--label", "dgx-spark.port=%d" % entry["port"],
+            "--label", "dgx-spark.ranks=%d" % rank_count(settings), "--label", "dgx-spark.port=%d" % entry["port"],
             "--label", "dgx-spark.served-name=%s" % entry["served_name"],
             "--label", "dgx-spark.first=%d" % starts_first(entry, rank, settings), "--network", "host"]
     for limit in settings["ulimits"]:
@@ -125,11 +136,12 @@ def vllm_rank_argv(entry, key, rank, settings):
     Native multi-node (backend native, the default): every rank runs `vllm serve --nnodes N --node-rank R`, the
     other ranks --headless, started before rank 0. Ray (backend ray): rank 0 runs the Ray head and `vllm serve
     --distributed-executor-backend ray`; the other ranks run `ray start --block --address <head>` after it.
-    settings: {tp, addresses (fabric IPs, rank order), config, fabric_interface, rdma_devices, gpus, ipc_host,
-    shm_size, devices, ulimits, master_port, distributed_timeout, model_source (host path or HF cache dir),
-    backend (native|ray), ray_port, api_key_file (rank 0's --env-file holding VLLM_API_KEY, or empty)}.
+    Pipeline parallel (pp > 1) adds --pipeline-parallel-size; the tp x pp ranks are the nodes (--nnodes).
+    settings: {tp, pp (default 1), addresses (fabric IPs, rank order), config, fabric_interface, rdma_devices, gpus,
+    ipc_host, shm_size, devices, ulimits, master_port, distributed_timeout, model_source (host path or HF cache
+    dir), backend (native|ray), ray_port, api_key_file (rank 0's --env-file holding VLLM_API_KEY, or empty)}.
     """
-    tp, addresses = settings["tp"], settings["addresses"]
+    tp, pp, ranks, addresses = settings["tp"], settings.get("pp", 1), rank_count(settings), settings["addresses"]
     env = dict(fabric_env(settings), VLLM_HOST_IP=addresses[rank])
     if entry.get("local_path"):
         volumes, model = ["%s:/model:ro" % entry["local_path"]], "/model"
@@ -140,11 +152,12 @@ def vllm_rank_argv(entry, key, rank, settings):
     argv = _container_argv(entry, key, rank, settings, env, volumes)
     if rank == 0 and settings.get("api_key_file"):
         argv += ["--env-file", settings["api_key_file"]]  # VLLM_API_KEY: the key never in an argv
-    serve = [model, "--served-model-name", entry["served_name"], "--tensor-parallel-size", str(tp),
-             "--max-model-len", str(entry["max_model_len"]), "--dtype", entry["dtype"]]
+    serve = [model, "--served-model-name", entry["served_name"], "--tensor-parallel-size", str(tp)] \
+        + (["--pipeline-parallel-size", str(pp)] if pp > 1 else []) \
+        + ["--max-model-len", str(entry["max_model_len"]), "--dtype", entry["dtype"]]
     # quantization is for the plan: vLLM reads the method from the checkpoint's config
     api = ["--host", "0.0.0.0", "--port", str(entry["port"])]
-    if tp > 1 and settings.get("backend") == "ray":
+    if ranks > 1 and settings.get("backend") == "ray":
         ray_address = "%s:%d" % (addresses[0], settings["ray_port"])
         if rank > 0:
             return argv + [entry["image"], "ray", "start", "--block", "--address", ray_address,
@@ -152,8 +165,8 @@ def vllm_rank_argv(entry, key, rank, settings):
         serve += ["--distributed-executor-backend", "ray"]
         return argv + [entry["image"], "sh", "-c", RAY_HEAD_SCRIPT, "sh", addresses[0],
                        str(settings["ray_port"])] + serve + api + list(entry["extra_args"])
-    if tp > 1:
-        serve += ["--nnodes", str(tp), "--node-rank", str(rank), "--master-addr", addresses[0],
+    if ranks > 1:
+        serve += ["--nnodes", str(ranks), "--node-rank", str(rank), "--master-addr", addresses[0],
                   "--master-port", str(settings["master_port"]), "--distributed-executor-backend", "mp",
                   "--distributed-timeout-seconds", str(settings["distributed_timeout"])]
     return argv + [entry["image"], "vllm", "serve"] + serve + (["--headless"] if rank > 0 else api) \
@@ -175,7 +188,7 @@ def trtllm_rank_argv(entry, key, rank, settings):
     settings: as vllm_rank_argv, plus ssh_port, ssh_dir (host dir mounted as /root/.ssh), options_file (host path
     of the extra LLM API options YAML, rank 0).
     """
-    tp, addresses = settings["tp"], settings["addresses"]
+    tp, pp, ranks, addresses = settings["tp"], settings.get("pp", 1), rank_count(settings), settings["addresses"]
     env = dict(fabric_env(settings), OMPI_MCA_oob_tcp_if_include=settings["fabric_interface"])
     volumes = []
     if entry.get("local_path"):
@@ -187,7 +200,7 @@ def trtllm_rank_argv(entry, key, rank, settings):
         source = entry["hf_repo"]
     if entry["trtllm_backend"] == "tensorrt":
         volumes.append("%s:%s:ro" % (entry["engine_dir"], entry["engine_dir"]))
-    if tp > 1:
+    if ranks > 1:
         volumes.append("%s:/root/.ssh:ro" % settings["ssh_dir"])
     if rank == 0 and entry["trtllm_options"]:
         volumes.append("%s:%s:ro" % (settings["options_file"], TRTLLM_OPTIONS_MOUNT))
@@ -195,8 +208,8 @@ def trtllm_rank_argv(entry, key, rank, settings):
     argv = _container_argv(entry, key, rank, settings, env, volumes) + [entry["image"]]
     if rank > 0:
         return argv + ["sh", "-c", TRTLLM_SSHD_SCRIPT, "sh", str(settings["ssh_port"]), addresses[rank]]
-    serve = ["trtllm-serve", entry["served_name"], "--backend", entry["trtllm_backend"], "--tp_size", str(tp),
-             "--host", "0.0.0.0", "--port", str(entry["port"])]
+    serve = ["trtllm-serve", entry["served_name"], "--backend", entry["trtllm_backend"], "--tp_size", str(tp)] \
+        + (["--pp_size", str(pp)] if pp > 1 else []) + ["--host", "0.0.0.0", "--port", str(entry["port"])]
     if entry["trtllm_backend"] == "tensorrt":
         serve += ["--tokenizer", source]  # the engine carries max_seq_len from its build
     else:
@@ -204,9 +217,10 @@ def trtllm_rank_argv(entry, key, rank, settings):
     if entry["trtllm_options"]:
         serve += ["--extra_llm_api_options", TRTLLM_OPTIONS_MOUNT]
     serve += list(entry["extra_args"])
-    if tp == 1:
+    if ranks == 1:
         return argv + serve
-    mpirun = ["mpirun", "--allow-run-as-root", "-np", str(tp), "-H", ",".join("%s:1" % ip for ip in addresses[:tp]),
+    mpirun = ["mpirun", "--allow-run-as-root", "-np", str(ranks), "-H",
+              ",".join("%s:1" % ip for ip in addresses[:ranks]),
               "--mca", "plm_rsh_args", "-p %d" % settings["ssh_port"]]
     for name in sorted(env):
         mpirun += ["-x", name]
@@ -220,11 +234,12 @@ def rank_argv(entry, key, rank, settings):
 
 
 def trt_build_args(entry, settings):
-    """trt_build's arguments for the tensorrt backend: the engine for tp ranks from the entry's checkpoint."""
+    """trt_build's arguments for the tensorrt backend: the engine for tp x pp ranks from the entry's checkpoint."""
     precision = entry.get("quantization")
     args = {"model_dir": settings["model_dir"], "engine_dir": entry["engine_dir"], "image": entry["image"],
-            "tp": settings["tp"], "dtype": entry["dtype"] if entry["dtype"] in ("float16", "bfloat16", "float32")
-            else "bfloat16", "max_seq_len": entry["max_model_len"], "gpus": settings["gpus"],
+            "tp": settings["tp"], "pp": settings.get("pp", 1),
+            "dtype": entry["dtype"] if entry["dtype"] in ("float16", "bfloat16", "float32") else "bfloat16",
+            "max_seq_len": entry["max_model_len"], "gpus": settings["gpus"],
             "quantization": {"fp8": "fp8", "nvfp4": "nvfp4", "int8": "int8_wo", "int4": "int4_wo"}.get(precision,
                                                                                                        "none")}
     args.update(entry["trtllm_build"])

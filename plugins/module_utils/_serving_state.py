@@ -23,9 +23,14 @@ PARKED = "-previous"
 def config_hash(entry, plan_result, settings):
     """A short hash of everything that shapes the running engine (entry, plan, the run settings of the rank argv,
     addresses included); it labels the containers (dgx-spark.config), so any change means a relaunch."""
-    blob = json.dumps({"entry": entry, "tp": plan_result["tp"], "hosts": plan_result["hosts"],
-                       "settings": dict((k, v) for k, v in settings.items() if k != "config")},
-                      sort_keys=True, default=str)
+    # a placement without pipeline stages hashes as before pp was planned (entry pp 1, no pp elsewhere): the same
+    # engine, so an upgrade of the collection does not relaunch what serves
+    staged = plan_result.get("pp", 1) != 1
+    shape = {"entry": entry if staged else dict(entry, pp=1), "tp": plan_result["tp"], "hosts": plan_result["hosts"],
+             "settings": dict((k, v) for k, v in settings.items() if k != "config" and (staged or k != "pp"))}
+    if staged:
+        shape["pp"] = plan_result["pp"]
+    blob = json.dumps(shape, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

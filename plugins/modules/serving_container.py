@@ -179,14 +179,15 @@ def check_inputs(module):
             _catalog.revalidated(params["model"], params["entry"])
         except _catalog.CatalogError as exc:
             problems.append(str(exc))
-        problems += _engine_argv.settings_problems(params["settings"])
+        settings_problems = _engine_argv.settings_problems(params["settings"])
+        problems += settings_problems
         for index, peer in enumerate(params["peers"]):
             address, sep, port = peer.rpartition(":")
             if not sep or _validate.problem("address", address, "ipv4") or _validate.problem("port", port, "port"):
                 problems.append("peers[%d] %r is not allowed: must be an IPv4 address:port" % (index, peer))
-        tp = params["settings"].get("tp") if isinstance(params["settings"], dict) else None
-        if isinstance(tp, int) and params["rank"] >= tp:
-            problems.append("rank %d is not below settings.tp %d" % (params["rank"], tp))
+        if not settings_problems and params["rank"] >= _engine_argv.rank_count(params["settings"]):
+            problems.append("rank %d is not below the run's %d ranks (settings.tp x settings.pp)"
+                            % (params["rank"], _engine_argv.rank_count(params["settings"])))
     if problems:
         module.fail_json(msg="serving_container inputs rejected: " + "; ".join(problems))
 

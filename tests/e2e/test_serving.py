@@ -1,7 +1,7 @@
 """launch_model.yml on the lab with the real vLLM (CPU): TP=2 over both nodes with a hung, a never-starting and a
-dead worker rank, stop; then solo: relaunch, its API key, webhooks, the swap lock, hostile input. The solo model stays
-serving for test_serving_swap.py, which starts from it. (The Hugging Face download with its token:
-test_serving_swap.py.)"""
+dead worker rank, stop; two pipeline stages (the lab's engine fails their first request: caught, nothing left); then
+solo: relaunch, its API key, webhooks, the swap lock, hostile input. The solo model stays serving for
+test_serving_swap.py, which starts from it. (The Hugging Face download with its token: test_serving_swap.py.)"""
 
 from __future__ import annotations
 
@@ -186,6 +186,22 @@ def test_stop_is_idempotent(tmp_path):
     assert all(c["changed"] == 0 for c in recap(again.stdout).values())
     status = playbook("model_status.yml")
     assert status.returncode == 0 and "nothing serves: no serving container on any node" in status.stdout
+
+
+def test_pipeline_stages_start_one_per_node_and_the_real_completion_check_catches_the_lab_engines_failure():
+    """PP=2: one stage per node, each rank `vllm serve --pipeline-parallel-size 2 --nnodes 2 --node-rank R`. The
+    lab's engine (vLLM 0.32, CPU) loads both stages across the nodes - its API answers /health and lists the model,
+    which it does only once every rank joined - then fails its first request (EngineCore: KeyError in the scheduler's
+    update_from_output with stages on two nodes, the upstream bug of vLLM issues #32701 and #46263). The launch's
+    real-completion check catches it and, nothing serving before, leaves nothing behind. With an engine that serves
+    pipeline stages this test fails on its first assertion: then assert the answer instead."""
+    out = playbook("launch_model.yml", "-e", "model=lab-tiny-llama-pp2")
+    assert out.returncode != 0, out.stdout[-4000:]
+    assert "lab-tiny-llama-pp2: pp on spark-2959 + spark-ba63, tp=1 x pp=2" in out.stdout
+    assert '"models": ["tiny-llama"]' in out.stdout and '"status": 200' in out.stdout
+    assert "no completion from tiny-llama: HTTP 500" in out.stdout and "EngineCore encountered an issue" in out.stdout
+    assert "Nothing served before; every container of the launch was removed." in out.stdout
+    assert serving("spark-2959") == [] and serving("spark-ba63") == []
 
 
 def test_solo_launch_answers_a_real_completion():

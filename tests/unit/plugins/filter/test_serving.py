@@ -9,7 +9,7 @@ from ansible_collections.dgx_spark.cluster.plugins.filter.serving import FilterM
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _nvidia_smi
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._catalog import (
     CatalogError, catalog_entry, validate_entry)
-from ansible_collections.dgx_spark.cluster.plugins.module_utils._fit_plan import plan, weights_gib
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._fit_plan import placements, plan, weights_gib
 
 from ansible_collections.dgx_spark.cluster.tests.unit.recorded import fixture_body
 
@@ -60,14 +60,65 @@ def test_refused_with_the_numbers_when_it_fits_nowhere():
     assert "spark-ba63 101.7 GiB" in result["reason"]
 
 
-def test_explicit_tp1_that_does_not_fit_is_refused():
+def test_explicit_tp1_pp1_that_does_not_fit_is_refused_and_tp1_alone_takes_pipeline_stages():
+    result = plan(entry(params_b=70, dtype="bfloat16", tp=1, pp=1), SPARKS)
+    assert result["fits"] is False and "tp=2" not in result["reason"] and "(asked: tp=1, pp=1)" in result["reason"]
     result = plan(entry(params_b=70, dtype="bfloat16", tp=1), SPARKS)
-    assert result["fits"] is False and "tp=2" not in result["reason"]
+    assert (result["mode"], result["tp"], result["pp"], result["ranks"]) == ("pp", 1, 2, 2)
 
 
-def test_tp2_needs_two_nodes():
+def test_a_model_larger_than_one_node_on_one_node_is_refused_naming_the_node_count():
     result = plan(entry(params_b=70, dtype="bfloat16"), SPARKS[:1])
-    assert result["fits"] is False and "tp=2" in result["reason"]
+    assert result["fits"] is False and "on the play's 1 node(s)" in result["reason"]
+
+
+def eight(count):
+    return [spark("spark-%d" % i) for i in range(count)]
+
+
+@pytest.mark.parametrize("count, order", [
+    (1, [(1, 1)]), (2, [(1, 1), (2, 1)]), (3, [(1, 1), (2, 1), (1, 3)]), (4, [(1, 1), (2, 1), (1, 3), (4, 1)]),
+    (8, [(1, 1), (2, 1), (1, 3), (4, 1), (1, 5), (2, 3), (1, 7), (8, 1)]), (12, None)])
+def test_auto_placements_fewest_nodes_first_tp_the_largest_power_of_two(count, order):
+    if order is None:  # never more than eight ranks
+        assert placements("auto", "auto", count) == placements("auto", "auto", 8)
+    else:
+        assert placements("auto", "auto", count) == order
+
+
+def test_a_fixed_tp_or_pp_is_kept():
+    assert placements(2, "auto", 8) == [(2, 1), (2, 2), (2, 3), (2, 4)]
+    assert placements("auto", 2, 8) == [(1, 2), (2, 2), (4, 2)]
+    assert placements(2, 2, 3) == [] and placements(2, 2, 4) == [(2, 2)]
+
+
+@pytest.mark.parametrize("params_b, precision, count, placement", [
+    (235, "fp8", 3, ("pp", 1, 3)),        # 219 GiB: three stages of ~82 GiB
+    (235, "fp8", 4, ("pp", 1, 3)),        # the smallest placement that fits, not every node
+    (235, "bfloat16", 4, None),           # 438 GiB: 4 x 101.7 GiB is not enough
+    (235, "bfloat16", 6, ("pp", 1, 5)),   # 446 GiB with the KV cache: five stages of 95 GiB
+    (405, "fp8", 8, ("pp", 1, 5)),        # Llama 3.1 405B FP8: 377 GiB in five stages
+])
+def test_auto_plans_over_more_sparks(params_b, precision, count, placement):
+    result = plan(entry(params_b=params_b, dtype=precision), eight(count))
+    if placement is None:
+        assert result["fits"] is False and "tp=4 needs" in result["reason"]
+        return
+    assert (result["mode"], result["tp"], result["pp"]) == placement
+    assert result["hosts"] == ["spark-%d" % i for i in range(placement[1] * placement[2])]
+    assert all(node["fits"] for node in result["per_node"])
+
+
+def test_a_fixed_tp_takes_pipeline_stages_until_it_fits():
+    result = plan(entry(params_b=405, dtype="fp8", tp=2), eight(8))  # 2 x 2 needs 102.3 GiB: one too many
+    assert (result["mode"], result["tp"], result["pp"], len(result["hosts"])) == ("tp_pp", 2, 3, 6)
+
+
+def test_tp_and_pp_beyond_eight_ranks_are_refused():
+    with pytest.raises(CatalogError, match="tp 4 x pp 4 is not allowed: at most 8 ranks"):
+        entry(params_b=8, tp=4, pp=4)
+    result = plan(entry(params_b=8, tp=4, pp=2), eight(4))
+    assert result["fits"] is False and "no placement of tp=4 x pp=2 on 4 node(s)" in result["reason"]
 
 
 def test_explicit_tp2_for_a_small_model():
@@ -99,7 +150,7 @@ def test_inventory_overrides_merge_over_the_shipped_entry():
     ("llama-8b", {"llama-8b": {"image": None}}, "model llama-8b: image is required: it must be"),
     ("llama-8b", {"llama-8b": {"params_b": None}}, "model llama-8b: params_b is required"),
     ("llama-8b", {"llama-8b": {"port": 80}}, "port 80 is not allowed"),
-    ("llama-8b", {"llama-8b": {"tp": 4}}, "tp 4 is not allowed"),
+    ("llama-8b", {"llama-8b": {"tp": 16}}, "tp 16 is not allowed"),
     ("llama-8b", {"llama-8b": {"dtype": "int3"}}, "dtype/quantization 'int3'"),
     ("llama-8b", {"llama-8b": {"extra_args": ["--port", "9"]}}, "--port is set by the role"),
     ("llama-8b", {"llama-8b": {"extra_args": ["--trust-remote-code;reboot"]}}, "extra_args[0]"),
@@ -206,6 +257,27 @@ def test_head_rank_serves_the_api_and_a_solo_rank_has_no_multinode_flags():
     assert solo[solo.index("--tensor-parallel-size") + 1] == "1"
 
 
+FOUR = ["10.10.10.1", "10.10.10.2", "10.10.10.3", "10.10.10.4"]
+
+
+def test_pipeline_stages_make_the_ranks_nodes_of_one_vllm_cluster():
+    run = dict(RUN, tp=2, pp=2, addresses=FOUR)
+    argv = FILTERS["serving_rank_argv"](entry(params_b=405, dtype="fp8", tp=2, pp=2), "m", 3, run)
+    pairs = dict(zip(argv, argv[1:]))
+    assert (pairs["--tensor-parallel-size"], pairs["--pipeline-parallel-size"]) == ("2", "2")
+    assert (pairs["--nnodes"], pairs["--node-rank"], pairs["--master-addr"]) == ("4", "3", "10.10.10.1")
+    assert "VLLM_HOST_IP=10.10.10.4" in argv and "dgx-spark.ranks=4" in argv and argv[-1] == "--headless"
+    # one stage per node: pp alone over two nodes
+    two = FILTERS["serving_rank_argv"](entry(params_b=70, tp=1, pp=2), "m", 0, dict(RUN, tp=1, pp=2))
+    pairs = dict(zip(two, two[1:]))
+    assert (pairs["--tensor-parallel-size"], pairs["--pipeline-parallel-size"], pairs["--nnodes"]) == ("1", "2", "2")
+    ray = dict(RUN, tp=1, pp=2, backend="ray", ray_port=6379)  # the second stage joins the head's Ray cluster
+    assert FILTERS["serving_peers"](entry(params_b=70, tp=1, pp=2), 1, ray) == ["10.10.10.1:6379"]
+    # without stages the argv is the one of before pipeline parallel (a relaunch only when the placement changes)
+    assert "--pipeline-parallel-size" not in FILTERS["serving_rank_argv"](entry(params_b=70, tp=2), "m", 0,
+                                                                          dict(RUN, pp=1))
+
+
 def test_ray_backend_follows_run_cluster_head_first_then_workers_joining_it():
     ray = dict(RUN, backend="ray", ray_port=6379)
     head = FILTERS["serving_rank_argv"](entry(params_b=70, tp=2), "m", 0, ray)
@@ -250,6 +322,21 @@ def test_config_hash_changes_with_the_configuration():
     assert first != FILTERS["serving_config_hash"](dict(one, port=8001), plan_result, RUN)
     assert first != FILTERS["serving_config_hash"](one, plan_result, dict(RUN, distributed_timeout=40))
     assert first != FILTERS["serving_config_hash"](one, plan_result, dict(RUN, addresses=["10.10.10.9"]))
+
+
+def test_config_hash_of_a_placement_without_stages_is_the_one_before_pipeline_parallel():
+    import hashlib
+    import json
+    one = entry(params_b=8)  # pp auto
+    plan_result = {"tp": 1, "pp": 1, "hosts": ["spark-2959"]}
+    before = json.dumps({"entry": dict(one, pp=1), "tp": 1, "hosts": ["spark-2959"],
+                         "settings": dict((k, v) for k, v in RUN.items() if k != "config")}, sort_keys=True, default=str)
+    assert FILTERS["serving_config_hash"](one, plan_result, dict(RUN, pp=1)) == \
+        hashlib.sha256(before.encode()).hexdigest()[:16]
+    staged = FILTERS["serving_config_hash"](one, dict(plan_result, pp=2, hosts=["spark-2959", "spark-ba63"]),
+                                            dict(RUN, pp=2))
+    assert staged != FILTERS["serving_config_hash"](one, dict(plan_result, tp=2, hosts=["spark-2959", "spark-ba63"]),
+                                                    dict(RUN, tp=2, pp=1))
 
 
 def test_webhook_signature_is_the_hmac_of_the_exact_body():
@@ -310,6 +397,15 @@ def test_trtllm_head_rank_is_mpirun_over_both_fabric_addresses_with_ssh_on_the_d
     assert "/var/lib/dgx-spark/hf-cache:/root/.cache/huggingface/hub:ro" in volumes
 
 
+def test_trtllm_pipeline_stages_run_one_mpi_rank_per_node():
+    head = FILTERS["serving_rank_argv"](trt(tp=2, pp=2), "trt", 0, dict(TRT_RUN, tp=2, pp=2, addresses=FOUR))
+    command = head[head.index("nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc6") + 1:]
+    assert command[2:6] == ["-np", "4", "-H", "10.10.10.1:1,10.10.10.2:1,10.10.10.3:1,10.10.10.4:1"]
+    serve = command[command.index("trtllm-serve"):]
+    pairs = dict(zip(serve, serve[1:]))
+    assert (pairs["--tp_size"], pairs["--pp_size"]) == ("2", "2") and "dgx-spark.ranks=4" in head
+
+
 def test_trtllm_worker_rank_runs_only_sshd_on_its_fabric_address():
     worker = FILTERS["serving_rank_argv"](trt(trtllm_options={"print_iter_log": False}), "trt", 1, TRT_RUN)
     image = worker.index("nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc6")
@@ -336,20 +432,32 @@ def test_trtllm_solo_runs_trtllm_serve_alone_and_the_engine_path_serves_the_engi
 def test_trt_build_args_follow_the_entry():
     engine_entry = FILTERS["serving_entry"]({"trt": dict(TRT_BASE, trtllm_backend="tensorrt", max_model_len=4096,
                                                          trtllm_build={"max_batch_size": 4})}, "trt")
-    args = FILTERS["trt_build_args"](engine_entry, {"model_dir": "/m", "tp": 2, "gpus": "all"})
+    args = FILTERS["trt_build_args"](engine_entry, {"model_dir": "/m", "tp": 2, "pp": 2, "gpus": "all"})
     assert args == {"model_dir": "/m", "engine_dir": "/var/lib/dgx-spark/trt-engines/trt",
-                    "image": "nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc6", "tp": 2, "dtype": "bfloat16",
+                    "image": "nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc6", "tp": 2, "pp": 2, "dtype": "bfloat16",
                     "max_seq_len": 4096, "gpus": "all", "quantization": "nvfp4", "max_batch_size": 4}
 
 
-def test_every_shipped_catalog_entry_is_valid_and_fits_two_gb10s():
+# The plan's choice (mode, tp, pp) for every shipped entry on 2, 3, 4 and 8 GB10s (None: does not fit).
+SHIPPED_PLANS = {
+    "gpt-oss-120b": [("solo", 1, 1)] * 4,
+    "llama-3.1-8b-instruct": [("solo", 1, 1)] * 4,
+    "llama-3.3-70b-instruct": [("tp", 2, 1)] * 4,
+    "qwen3-235b-a22b-fp4-trtllm": [("tp", 2, 1)] * 4,
+    "qwen3-235b-a22b-fp8": [None] + [("pp", 1, 3)] * 3,
+}
+
+
+def test_every_shipped_catalog_entry_is_valid_and_planned_on_two_to_eight_gb10s():
     import pathlib
 
     import yaml
     shipped = yaml.safe_load((pathlib.Path(__file__).parents[4] / "roles/model_serving/files/catalog.yml").read_text())
-    assert "qwen3-235b-a22b-fp4-trtllm" in shipped
-    for key in shipped:
-        result = plan(catalog_entry(shipped, key), SPARKS)
-        assert result["fits"], (key, result["reason"])
+    assert sorted(shipped) == sorted(SHIPPED_PLANS)
+    for key, expected in SHIPPED_PLANS.items():
+        for count, choice in zip((2, 3, 4, 8), expected):
+            result = plan(catalog_entry(shipped, key), eight(count))
+            assert ((result["mode"], result["tp"], result["pp"]) if result["fits"] else None) == choice, (
+                key, count, result["reason"])
     qwen = catalog_entry(shipped, "qwen3-235b-a22b-fp4-trtllm")
     assert (plan(qwen, SPARKS)["tp"], qwen["port"], qwen["served_name"]) == (2, 8355, "nvidia/Qwen3-235B-A22B-FP4")

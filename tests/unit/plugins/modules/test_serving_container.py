@@ -173,7 +173,9 @@ def test_a_container_stops_with_the_run_s_grace_before_its_unit_stops(module_run
     ({"settings": dict(SETTINGS, ulimits=["memlock=-1 --privileged"])}, "settings.ulimits[0]"),
     ({"settings": dict(SETTINGS, devices=["/dev/../etc/shadow"])}, "settings.devices[0]"),
     ({"model": "m;x"}, "model 'm;x' is not allowed"),
-    ({"rank": 2}, "rank 2 is not below settings.tp 2"),
+    ({"rank": 2}, "rank 2 is not below the run's 2 ranks (settings.tp x settings.pp)"),
+    ({"settings": dict(SETTINGS, pp=2)}, "settings.addresses has 2 address(es) for 4 ranks (tp 2 x pp 2)"),
+    ({"settings": dict(SETTINGS, pp=0)}, "settings.pp 0 is not allowed: must be an integer 1..8"),
     ({"peers": ["10.10.10.1"]}, "peers[0] '10.10.10.1' is not allowed"),
     ({"stop_timeout": -1}, "stop_timeout -1 is not allowed"),
 ])
