@@ -141,5 +141,10 @@ def test_nccl_hang_is_killed_on_both_nodes(scenario):
         assert ssh(node, "pgrep -f all_reduce_perf", check=False).returncode == 1, node
 
 
+def test_roce_refuses_a_pair_outside_the_play_before_contacting_hosts():
+    rejected_before_connecting("roce_check.yml", ['{"roce_check_pairs": [["spark-2959", "spark-9999"]]}'],
+                               "roce_check_pairs: ['spark-2959', 'spark-9999'] is not two different hosts of the play")
+
+
 def test_nccl_refuses_16g_buffers_before_contacting_hosts():
     rejected_before_connecting("nccl_test.yml", ["nccl_test_max_bytes=16G"], "16G buffers freeze a Spark")

@@ -94,6 +94,9 @@ def test_hostile_job_fields_are_refused_before_any_host_is_contacted():
         {"train_launch_jobs": {"tiny-regression": {"env": {"HF_TOKEN": "hf_x"}}}})],
         "env HF_TOKEN is not allowed: secrets")
     rejected_before_connecting("train.yml", ["job=../x"], "job '../x' is not allowed")
+    rejected_before_connecting("train.yml", ["job=tiny-regression", json.dumps(
+        {"train_launch_jobs": {"tiny-regression": {"nodes": ["spark-2959", "spark-9999"]}}})],
+        "job node spark-9999 is not a host of this play (spark-2959, spark-ba63)")
 
 
 def test_a_job_runs_to_completion_followed_then_status_and_merged_logs():
