@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lab"))
 sys.path.insert(0, str(ROOT / ".collections"))
 from labkit import playbook, ssh  # noqa: E402
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _catalog, _engine_argv  # noqa: E402
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _catalog, _engine_argv, _fit_plan  # noqa: E402
 
 HOSTS = ["spark-2959", "spark-ba63"]
 ADDRESSES = ["10.10.10.1", "10.10.10.2"]
@@ -69,10 +69,10 @@ def engine_start(key):
     """Seconds from `docker run` of every rank (workers first, as the role does) to /v1/models answering."""
     sparks, settings = lab_settings()
     entry = _catalog.validate_entry(key, sparks["model_serving_catalog"][key])
-    tp = entry["tp"] if entry["tp"] != "auto" else 1
-    settings["tp"] = tp
+    # the smallest placement, as the role's plan chooses for the lab's tiny models
+    settings["tp"], settings["pp"] = _fit_plan.placements(entry["tp"], entry["pp"], len(HOSTS))[0]
     start = time.monotonic()
-    for rank in reversed(range(tp)):
+    for rank in reversed(range(_engine_argv.rank_count(settings))):
         ssh(HOSTS[rank], shlex.join(_engine_argv.vllm_rank_argv(entry, key, rank, settings)) + " >/dev/null")
     probe = "curl -sf -o /dev/null http://127.0.0.1:%d/v1/models" % entry["port"]
     while ssh(HOSTS[0], probe, check=False).returncode != 0:
