@@ -102,12 +102,17 @@ def link_name(hosts):
     return " <-> ".join(hosts) if hosts else "between nodes"
 
 
+def _run_ends(run):
+    """The nodes a perftest run was between (client, server), as given."""
+    return [host for host in (run.get("client"), run.get("server")) if host]
+
+
 def roce_bandwidth_checks(runs, settings, node_checks=()):
     """Checks from ib_write_bw client runs: [{client, server, twins: [0] | [1] | [0, 1], clients: [text, ...],
     rc: [...]}]; each names its pair of nodes, and a failure's cause names the pair's slow link or small MTU."""
     checks = []
     for run in runs:
-        ends = [host for host in (run.get("client"), run.get("server")) if host]
+        ends = _run_ends(run)
         ours = [c for c in node_checks if not ends or c["node"] in ends]
         slow_links = [c for c in ours if c["check"] == "link_speed_mbps" and c["verdict"] == "fail"]
         small_mtu = [c for c in ours if c["check"] in ("link_mtu", "active_mtu") and c["verdict"] == "fail"]
@@ -141,16 +146,13 @@ def roce_latency_checks(runs, settings):
     for run in runs:
         result = parse.ib_write_lat_results(run["clients"][0])
         value = result["t_typical_us"]
-        ends = [host for host in (run.get("client"), run.get("server")) if host]
+        ends = _run_ends(run)
         checks.append(_check(link_name(ends), run["twins"][0], "ib_write_lat_typical_us", value,
                              settings["max_latency_us"], value is not None and value <= settings["max_latency_us"],
                              "latency %s us above %s us: a switch in the path, or power saving on the NICs"
                              % (value, settings["max_latency_us"]) if value is not None else
                              "ib_write_lat did not report a result"))
     return checks
-
-
-MATRIX_COLUMNS = ((0, "ib_write_bw_gbps"), (1, "ib_write_bw_gbps"), ("both", "ib_write_bw_both_gbps"))
 
 
 def roce_matrix(checks, nodes):
