@@ -31,4 +31,5 @@ class FilterModule(object):
                    _tool_output.ib_write_bw_results,
                    _tool_output.ib_write_lat_results, _tool_output.nccl_results, _tool_output.ray_status,
                    _tool_output.trtllm_serve_log)
-        return dict((parser.__name__, _text_filter(parser)) for parser in parsers)
+        return dict([(parser.__name__, _text_filter(parser)) for parser in parsers]
+                    + [("command_output", _tool_output.command_output)])

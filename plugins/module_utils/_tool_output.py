@@ -11,6 +11,16 @@ from __future__ import annotations
 
 import re
 
+def command_output(result):
+    """A registered command result -> its stdout and stderr as one text, joined by a newline (either may be empty
+    or absent: a skipped task gives ""); text is returned as it is. Playbooks cannot write that join inside a YAML block scalar, where
+    '\\n' reaches Jinja as a backslash and an n."""
+    if isinstance(result, str):
+        return result
+    streams = [result.get(name) or "" for name in ("stdout", "stderr")] if isinstance(result, dict) else []
+    return "\n".join(text for text in streams if text)
+
+
 # ------------------------------------------------------------------ ibdev2netdev / rdma link / show_gids / ibv_devinfo
 _IBDEV2NETDEV = re.compile(r"^\s*(\S+)\s+port\s+(\d+)\s+==>\s+(\S+)\s+\((\w+)\)")
 _RDMA_LINK = re.compile(r"^link\s+(\S+)/(\d+)\s+state\s+(\S+)(?:\s+physical_state\s+(\S+))?(?:.*?\s+netdev\s+(\S+))?")

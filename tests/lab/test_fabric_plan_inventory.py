@@ -31,3 +31,32 @@ def test_an_inventory_derives_each_hosts_addresses_from_its_place(tmp_path):
     results = document["plays"][0]["tasks"][0]["hosts"]
     assert dict((node, r["fabric_address"]) for node, r in results.items()) == dict(
         (node, "10.10.10.%d/24" % (index + 1)) for index, node in enumerate(NODES))
+
+
+def test_command_output_gives_a_parser_real_lines_inside_a_yaml_block_scalar(tmp_path):
+    """Ansible's own templating: '\\n' written in a folded block reaches Jinja as two characters, so the roles join a
+    registered result's streams with command_output instead (drain, join, perftest, a failed launch's log)."""
+    playbook = tmp_path / "play.yml"
+    playbook.write_text("""
+- hosts: localhost
+  gather_facts: false
+  vars:
+    joined: {stdout: "[preflight] Running pre-flight checks", stderr: "[ERROR Port-10250]: Port 10250 is in use"}
+  tasks:
+    - ansible.builtin.debug:
+        msg: >-
+          {{ joined | dgx_spark.cluster.command_output | dgx_spark.cluster.kubeadm_join_failure }}
+    - ansible.builtin.debug:
+        msg: >-
+          {{ [joined.stdout, joined.stderr] | join('\\n') }}
+""")
+    out = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(playbook)],
+                         capture_output=True, text=True, check=False, timeout=120,
+                         env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
+                                  ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+                                  ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    tasks = json.JSONDecoder().raw_decode(out.stdout[out.stdout.index("{"):])[0]["plays"][0]["tasks"]
+    failure, naive = (task["hosts"]["localhost"]["msg"] for task in tasks)
+    assert failure["detail"] == "[ERROR Port-10250]: Port 10250 is in use"
+    assert "\\n" in naive  # what the roles used to write: a backslash and an n, not a line break

@@ -6,7 +6,7 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.dgx_spark.cluster.plugins.filter.parsers import FilterModule
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _tool_output as parse
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _k8s, _tool_output as parse
 
 from ansible_collections.dgx_spark.cluster.tests.unit.recorded import fixture_body, fixture_files
 
@@ -241,3 +241,24 @@ def test_ray_status_older_usage_layout():
 
 def test_ray_status_not_running():
     assert parse.ray_status("ConnectionError: Could not find any running Ray instance.")["ok"] is False
+
+
+# ------------------------------------------------------------------ command_output
+@pytest.mark.parametrize("result, text", [
+    ({"stdout": "out 1\nout 2", "stderr": "err 1"}, "out 1\nout 2\nerr 1"),
+    ({"stdout": "", "stderr": "err 1"}, "err 1"),
+    ({"stdout": "out", "stderr": ""}, "out"),
+    ({"skipped": True}, ""),
+    ({}, ""),
+    ("as it is", "as it is"),
+])
+def test_command_output_joins_a_registered_results_streams_with_a_real_newline(result, text):
+    assert FILTERS["command_output"](result) == text
+
+
+def test_a_join_failure_on_stderr_is_found_on_its_own_line_once_the_streams_are_joined():
+    joined = FILTERS["command_output"]({"stdout": "[preflight] Running pre-flight checks",
+                                        "stderr": "error execution phase preflight: [ERROR FileAvailable]: exists"})
+    failure = _k8s.kubeadm_join_failure(joined)
+    assert failure["cause"] == "preflight"
+    assert failure["detail"] == "error execution phase preflight: [ERROR FileAvailable]: exists"
