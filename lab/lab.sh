@@ -3,6 +3,7 @@
 # spark-lab4) as privileged podman containers with systemd, sshd, sudo, their own dockerd, a management network and
 # the two fabric twins (MTU 9000, real interface names, one subnet each).
 #   lab.sh up | down | status | engine | trtllm | train | ee | reboot | shell NODE | scenario NODE SCENARIO | thaw NODE
+#          | link-rate NODE MBIT
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -356,6 +357,24 @@ cmd_scenario() {
   log "$node: scenario $scenario"
 }
 
+# A node's fabric egress capped at MBIT Mbit/s on both twins (0: the cap removed), so a benchmark can make the links
+# the bottleneck, as they are between real Sparks; here every node shares one machine's CPUs and memory instead.
+cmd_link_rate() {
+  local node=${1:-} rate=${2:-} pid dev
+  known_node "$node"
+  [[ $rate =~ ^[0-9]{1,6}$ ]] || die "link-rate needs Mbit/s as a number (0 removes the cap), got '$rate'"
+  podman_env
+  pid=$(podman inspect -f '{{.State.Pid}}' "$(container "$node")")
+  for dev in enp1s0f1np1 enP2p1s0f1np1; do
+    if [[ $rate == 0 ]]; then
+      nsenter -t "$pid" -n tc qdisc del dev "$dev" root 2>/dev/null || true
+    else
+      nsenter -t "$pid" -n tc qdisc replace dev "$dev" root tbf rate "${rate}mbit" burst 256kb latency 100ms
+    fi
+  done
+  if [[ $rate == 0 ]]; then log "$node: fabric egress uncapped"; else log "$node: fabric egress capped at $rate Mbit/s"; fi
+}
+
 # torch for the training jobs: the venv built once into the directory every node mounts.
 cmd_train() {
   podman_env
@@ -407,7 +426,8 @@ case "${1:-}" in
   shell) cmd_shell "${2:-}" ;;
   scenario) cmd_scenario "${2:-}" "${3:-}" ;;
   thaw) cmd_thaw "${2:-}" ;;
+  link-rate) cmd_link_rate "${2:-}" "${3:-}" ;;
   ee) cmd_ee ;;
-  *) echo "usage: $0 up|down|status|engine|trtllm|train|ee|reboot|shell NODE|scenario NODE SCENARIO|thaw NODE" >&2
+  *) echo "usage: $0 up|down|status|engine|trtllm|train|ee|reboot|shell NODE|scenario NODE SCENARIO|thaw NODE|link-rate NODE MBIT" >&2
      exit 2 ;;
 esac

@@ -53,6 +53,40 @@ def playbook(name, *args, timeout=900, env=None):
                           env=ansible_env(**(env or {})))
 
 
+def node_inventory(path, count, topology="switch"):
+    """inventory/lab.yml with the lab's first count nodes (LAB_NODES) and every fabric address derived from the
+    node order by dgx_spark.cluster.fabric_plan, none written by hand (docs/topologies.md)."""
+    import yaml
+    derived = ("{{{{ (groups['sparks'] | dgx_spark.cluster.fabric_plan('%s')).interfaces[inventory_hostname][{0}]"
+               ".address }}}}" % topology)
+    inventory = yaml.safe_load((ROOT / "inventory" / "lab.yml").read_text())
+    groups = inventory["all"]["children"]["sparks"]
+    for node in list(MORE_NODES)[:count - len(NODES)]:
+        groups["children"]["spark_workers"]["hosts"][node] = {"ansible_host": MORE_NODES[node]}
+    for group in groups["children"].values():
+        for host in group["hosts"].values():
+            host.pop("fabric_address", None)
+            host.pop("fabric_twin_address", None)
+    groups["vars"].update(fabric_address=derived.format(0), fabric_twin_address=derived.format(1))
+    path.write_text(yaml.safe_dump(inventory))
+    return path
+
+
+def image_relay(inventory, image, chain, *args, timeout=1800):
+    """(rc, {node: the copy's result}, wall seconds) of lab/plays/image_relay.yml: image from the head to chain's
+    nodes at once, in a relay unless args say relay=false."""
+    import time
+    start = time.monotonic()
+    out = subprocess.run([str(VENV_BIN / "ansible-playbook"), str(ROOT / "lab" / "plays" / "image_relay.yml"),
+                          "-i", str(inventory), "-e", json.dumps({"image": image, "chain": list(chain)})] + list(args),
+                         cwd=str(ROOT), capture_output=True, text=True, timeout=timeout, check=False,
+                         env=ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+                                         ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_FORKS=str(max(5, len(chain)))))
+    wall = time.monotonic() - start
+    document = json.JSONDecoder().raw_decode(out.stdout[out.stdout.index("{"):])[0]
+    return out.returncode, document["plays"][0]["tasks"][-1]["hosts"], wall
+
+
 def _runner_run(private_dir, **kwargs):
     import ansible_runner
     private_dir.mkdir(parents=True, exist_ok=True)

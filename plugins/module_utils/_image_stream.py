@@ -39,7 +39,7 @@ import time
 
 if __name__ != "__main__":  # as a program on a node (python3 -, own_source), _progress_file's text came first
     from ansible_collections.dgx_spark.cluster.plugins.module_utils import _progress_file
-    from ansible_collections.dgx_spark.cluster.plugins.module_utils._progress_file import write_progress
+    from ansible_collections.dgx_spark.cluster.plugins.module_utils._progress_file import read_progress, write_progress
 
 MAGIC = b"DGXSPARK-IMG1"
 FRAME = struct.Struct("!Q")  # payload length; 0 ends the stream and is followed by the trailer
@@ -418,13 +418,15 @@ def save_archive(source, skip=(), layers=()):
     return write
 
 
-def send_stream(conn, token, write_archive, source_error=None):
-    """Send MAGIC + token, then what write_archive(sink) writes (it returns a report), in frames, then the trailer.
+def send_stream(conn, token, write_archive, source_error=None, hello=True):
+    """Send MAGIC + token (unless the caller sent them: hello=False), then what write_archive(sink) writes (it
+    returns a report), in frames, then the trailer.
 
     Returns (bytes, "hmac-sha256:<hex>", report). source_error() is asked at the end of the source: a message there
     means the source failed (for example `docker save` exited non-zero), and no trailer is sent, so the receiver
     cannot take the stream as complete."""
-    conn.sendall(MAGIC + token)
+    if hello:
+        conn.sendall(MAGIC + token)
     writer = FrameWriter(conn, token)
     try:
         report = write_archive(writer)
@@ -609,6 +611,167 @@ class ArchiveWatch:
         return None
 
 
+# ------------------------------------------------------------------ the relay: each node forwards what it receives
+# A node copying with a next node behind it (relay_to_next) writes what it receives, as it arrives, to a spool in the
+# relay directory; the next node's sender, started there, reads the spool while it grows and streams it on, so N
+# nodes cost about one copy through the head's uplink. Beside the spool, small markers say how it ended: done (its
+# length: the stream was whole and authenticated), failed (why), held (the node had the image, or finished before the
+# next node began: the sender reads the node's own docker instead).
+RELAY_WAIT = 120  # seconds a relaying sender waits for the node before it to start receiving
+RELAY_STALL = 60  # seconds without a new byte from the node before it that end the relay
+RELAY_FILES = ("archive", "done", "failed", "held")
+
+
+def relay_paths(directory, relay_id):
+    """{archive, done, failed, held}: the files of one relay (relay_id is validated) in directory."""
+    return dict((kind, os.path.join(directory, "%s.%s" % (relay_id, kind))) for kind in RELAY_FILES)
+
+
+def relay_directory(directory):
+    """Create the relay directory private to this user, or refuse one that is a link or someone else's."""
+    if not os.path.lexists(directory):
+        os.makedirs(directory, 0o700)
+    if os.path.islink(directory) or not os.path.isdir(directory) or os.lstat(directory).st_uid != os.getuid():
+        raise StreamError("the relay directory %s is not a directory of this user's" % directory)
+
+
+def relay_mark(paths, kind, fields=None):
+    """A marker for the next node (written whole: a reader never sees half of one)."""
+    write_progress(paths[kind], fields or {})
+
+
+def relay_remove(paths, kinds=RELAY_FILES):
+    for kind in kinds:
+        try:
+            os.unlink(paths[kind])
+        except OSError:
+            pass
+
+
+def relay_sweep(directory, older_than=3600):
+    """Remove what relays that ended long ago left in directory (markers no next node read, the spool of one that
+    never came); the files of a relay under way are younger."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    cutoff = time.time() - older_than
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            if name.rsplit(".", 1)[-1] in RELAY_FILES and os.lstat(path).st_mtime < cutoff:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
+class RelaySpool:
+    """The receiving end's copy for the next node: the bytes as they arrive (a file created exclusively in a private
+    directory, without following links), then the done or failed marker."""
+
+    def __init__(self, paths):
+        relay_directory(os.path.dirname(paths["archive"]))
+        relay_remove(paths)  # what a killed earlier run of the same relay left
+        self.paths = paths
+        self.file = os.fdopen(os.open(paths["archive"], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600),
+                              "wb")
+        self.finished = False
+
+    def write(self, data):
+        self.file.write(data)
+
+    def finish(self, total):
+        self.file.close()
+        relay_mark(self.paths, "done", {"bytes": total})
+        self.finished = True
+
+    def fail(self, reason):
+        """Before the stream was whole: the next node's sender stops (no trailer: its receiver loads nothing) and
+        that node copies from the source. After (this node's own docker load failed), the bytes are good: the module
+        decides (relay_failed_here)."""
+        self.file.close()
+        if not self.finished:
+            relay_mark(self.paths, "failed", {"reason": reason})
+            relay_remove(self.paths, ("archive",))
+
+
+def relay_failed_here(paths, reason):
+    """This node's copy failed: a next node that has not opened the spool is told to copy from the source, and the
+    spool goes; one reading a whole stream (done) finishes it; a failure the receiver marked already stays."""
+    if os.path.exists(paths["archive"]) or not os.path.exists(paths["done"]):
+        if not os.path.exists(paths["failed"]):
+            relay_mark(paths, "failed", {"reason": reason})
+        relay_remove(paths, ("archive",))
+
+
+def relay_handover(paths):
+    """After a node's own copy succeeded: a spool the next node has not opened yet is removed (it would stay on the
+    disk if that node never came) and the node is marked held, so a next node that comes later reads its docker.
+    A spool already opened is the next node's (it removes the markers when it is done)."""
+    if os.path.exists(paths["archive"]):
+        relay_mark(paths, "held")
+        relay_remove(paths, ("archive",))
+
+
+class _Tee:
+    def __init__(self, *sinks):
+        self.sinks = sinks
+
+    def write(self, data):
+        for sink in self.sinks:
+            sink.write(data)
+        return len(data)
+
+
+def relay_open(paths, wait=RELAY_WAIT):
+    """On the node before (the relaying sender): its spool, open and unlinked (its space goes when both ends have
+    closed it), or None when the node holds the image itself. StreamError when its copy failed or never began."""
+    deadline = time.monotonic() + wait
+    while True:
+        failed = read_progress(paths["failed"])
+        if failed is not None:
+            raise StreamError("its own copy failed: %s" % failed.get("reason", "unknown"))
+        if os.path.exists(paths["held"]):
+            return None
+        try:
+            spool = open(paths["archive"], "rb")
+        except OSError:
+            spool = None
+        if spool is not None:
+            relay_remove(paths, ("archive",))
+            return spool
+        if time.monotonic() > deadline:
+            raise StreamError("it did not begin receiving within %g s" % wait)
+        time.sleep(0.1)
+
+
+def relay_archive(spool, paths, stall=RELAY_STALL):
+    """send_stream's write_archive for a spool as the node before receives it: until its done marker's length;
+    StreamError when that node's copy fails or no byte comes for stall seconds."""
+    def write(sink):
+        total, moved = 0, time.monotonic()
+        with spool:
+            while True:
+                data = spool.read(CHUNK)
+                if data:
+                    sink.write(data)
+                    total += len(data)
+                    moved = time.monotonic()
+                    continue
+                failed = read_progress(paths["failed"])
+                if failed is not None:
+                    raise StreamError("its own copy failed: %s" % failed.get("reason", "unknown"))
+                done = read_progress(paths["done"])
+                if done is not None and total >= done.get("bytes", 0):
+                    if total != done.get("bytes"):
+                        raise StreamError("its spool holds %d bytes, its stream had %s" % (total, done.get("bytes")))
+                    return {"left_out": {}, "layers_hashed": 0}
+                if time.monotonic() - moved > stall:
+                    raise StreamError("no byte came from it for %g s" % stall)
+                time.sleep(0.02)
+    return write
+
+
 # The process side: the sender and the receiver run as their own processes on the nodes (program()), never inside
 # the module.
 def _start(argv, **pipes):
@@ -654,35 +817,50 @@ def _fail(message):
     raise SystemExit(3)
 
 
-def sender_main(params):
-    start = time.monotonic()
-    skip, layers, save = params.get("skip") or (), params.get("layers") or (), None
+def _docker_source(params):
+    """(export, write_archive, source_error, docker save process or None): the image from this node's docker, its
+    overlay2 layer store when readable, else `docker save`; without the layer files of params' skip."""
+    skip, layers = params.get("skip") or (), params.get("layers") or ()
     root = params.get("layer_store")
     if root and layer_store_readable(root, params["image_id"], layers):
-        export, save_error = "layer store", None
-        write_archive = functools.partial(layer_store_archive, root, params["image_id"], layers,
-                                          params.get("repo_tags") or [], skip=set(skip))
-    else:
-        export = "docker save"
-        save = _start([params["docker"], "save", params["image"]], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        write_archive = save_archive(save.stdout, skip, layers)
+        return ("layer store", functools.partial(layer_store_archive, root, params["image_id"], layers,
+                                                 params.get("repo_tags") or [], skip=set(skip)), None, None)
+    save = _start([params["docker"], "save", params["image"]], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-        def save_error():
-            err = save.stderr.read()
-            if save.wait() != 0:
-                return "docker save %s failed (rc=%d): %s" % (params["image"], save.returncode, _tail(err))
-            return None
+    def save_error():
+        err = save.stderr.read()
+        if save.wait() != 0:
+            return "docker save %s failed (rc=%d): %s" % (params["image"], save.returncode, _tail(err))
+        return None
+    return "docker save", save_archive(save.stdout, skip, layers), save_error, save
+
+
+def sender_main(params):
+    start = time.monotonic()
+    relay, save = params.get("relay"), None
+    paths = relay_paths(relay["dir"], relay["id"]) if relay else None
+    stage, token = "relay" if relay else "sender", bytes.fromhex(params["token"])
     try:
         conn = socket.create_connection((params["host"], params["port"]), timeout=params["connect_timeout"])
         conn.settimeout(params["io_timeout"])
         with conn:
-            total, digest, report = send_stream(conn, bytes.fromhex(params["token"]), write_archive, save_error)
+            conn.sendall(MAGIC + token)  # the token first: a relay may wait here for the node before it to begin
+            spool = relay_open(paths, relay["wait"]) if relay else None
+            if spool is not None:  # the whole archive as the node before receives it (skip is not applied)
+                export, write_archive, save_error = "relay", relay_archive(spool, paths, relay["stall"]), None
+            else:
+                stage = "sender"
+                export, write_archive, save_error, save = _docker_source(params)
+            total, digest, report = send_stream(conn, token, write_archive, save_error, hello=False)
             conn.shutdown(socket.SHUT_WR)
             conn.recv(1)  # the receiver closes once it has verified the trailer
     except (OSError, StreamError) as exc:
         if save is not None:
             save.kill()
-        _fail("sender: %s" % exc)
+        _fail("%s: %s" % (stage, exc))
+    finally:
+        if relay:
+            relay_remove(paths, ("done", "held"))  # this relay's markers: read by this sender only
     sys.stdout.write(json.dumps(dict(report, bytes=total, checksum=digest, export=export,
                                      seconds=round(time.monotonic() - start, 3))) + "\n")
 
@@ -696,6 +874,10 @@ def receiver_main(params):
     listener.listen(8)  # listening before the sender exists: no race, no sleep
     port = listener.getsockname()[1]
     sender_params = dict(params["sender"], host=address, port=port, token=token.hex())
+    try:
+        spool = RelaySpool(relay_paths(params["spool"]["dir"], params["spool"]["id"])) if params.get("spool") else None
+    except (OSError, StreamError) as exc:
+        _fail("the relay spool for the next node: %s" % exc)
     sender = _start(params["ssh_argv"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         with sender.stdin:
@@ -712,12 +894,14 @@ def receiver_main(params):
         conn.settimeout(min(params["timeout"], 300))
         watch = ArchiveWatch(loader.stdin)
         with conn:  # closed once the trailer is verified: the sender ends while docker load registers the layers
-            total, digest = receive_stream(conn, token, watch,
+            total, digest = receive_stream(conn, token, _Tee(spool, watch) if spool else watch,
                                            _progress_writer(params.get("progress_file"), params.get("expected"), start))
         # docker load commits nothing before the archive's end: a wrong archive is refused before it gets there
         wrong = watch.tag_problem(params["sender"].get("repo_tags") or [])
         if wrong:
             raise StreamError(wrong)
+        if spool:
+            spool.finish(total)  # whole and authenticated: the next node need not wait for this node's docker load
         load_out, load_err = loader.communicate(timeout=params["timeout"])  # closes docker load's stdin
         if loader.returncode != 0:
             raise StreamError("docker load failed (rc=%d): %s" % (loader.returncode, _tail(load_err)))
@@ -725,12 +909,17 @@ def receiver_main(params):
         if loader is not None and loader.poll() is None:
             loader.kill()  # a truncated tar must not finish loading
             loader.wait()
+        elif loader is not None and loader.returncode and not loader.stderr.closed:  # it died first: the cause
+            exc = "docker load exited (rc=%d): %s (%s)" % (loader.returncode, _tail(loader.stderr.read(), 3), exc)
         try:
             sender.wait(timeout=5)  # a sender that failed first is still writing why
         except subprocess.TimeoutExpired:
             sender.kill()
         sender_err = _finish(sender)[1]
-        _fail("%s%s" % (exc, ("; sender: " + _tail(sender_err, 3)) if sender_err.strip() else ""))
+        reason = "%s%s" % (exc, ("; sender: " + _tail(sender_err, 3)) if sender_err.strip() else "")
+        if spool:
+            spool.fail(reason)
+        _fail(reason)
     finally:
         listener.close()
     sender_out, sender_err = _finish(sender)

@@ -39,6 +39,15 @@ def write_progress(path, fields):
     os.replace(tmp, path)
 
 
+def read_progress(path):
+    """What write_progress wrote at path, or None when there is no such file (or not yet a whole one)."""
+    try:
+        with open(path) as written:
+            return json.load(written)
+    except (OSError, ValueError):
+        return None
+
+
 def remove(path):
     """The progress file and its half-written temporary, once the job ends (either may be there)."""
     for leftover in (path, path + ".tmp"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+
 def command_output(result):
     """A registered command result -> its stdout and stderr as one text, joined by a newline (either may be empty
     or absent: a skipped task gives ""); text is returned as it is. Playbooks cannot write that join inside a YAML block scalar, where

@@ -63,6 +63,7 @@ PATTERNS = {
                     "1 to 41 letters, digits, spaces and '._-' (the prefix of the objects' names)"),
     "pixi_env": (r"^[a-z0-9][a-z0-9_-]{0,63}$", "a pixi environment name (lowercase letters, digits, '_-')"),
     "lock_token": (r"^[A-Za-z0-9_-]{16,128}$", "16 to 128 letters, digits, '_' or '-'"),
+    "relay_id": (r"^[A-Za-z0-9_-]{8,64}$", "8 to 64 letters, digits, '_' or '-'"),
     "api_key": (r"^[A-Za-z0-9._~+/=-]{16,256}$", "16 to 256 letters, digits and '._~+/=-' (for example the output "
                 "of `openssl rand -hex 32`)"),
     # docker run's --gpus, --shm-size, --ulimit and --device as the serving role passes them

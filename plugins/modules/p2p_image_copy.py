@@ -107,6 +107,35 @@ options:
         take a partial archive.
     type: bool
     default: true
+  relay_from:
+    description:
+      - Address of a node that receives the same image in the same relay (O(relay_id)), the node before this one in
+        the chain. The image comes from it, as it arrives there, instead of from O(source_host); the image is still
+        compared with O(source_host)'s. The whole archive is sent (O(skip_present_layers) does not apply); when that
+        node held the image already, or finished before this copy began, it is read from that node's docker.
+      - When that node's copy fails, stops moving for a minute, or never begins (two minutes), the copy falls back
+        to O(source_host), warns naming the node, and reports it in RV(relay).
+      - For every node of a chain to copy at the same time, run the task with at least as many forks as nodes.
+    type: str
+  relay_to_next:
+    description:
+      - A next node copies from this one in the same relay (its O(relay_from) is this node) - what arrives here is
+        also written to a spool in O(relay_dir) for it, as it arrives (the whole archive; O(skip_present_layers)
+        does not apply). The next node removes the spool as it opens it; one it has not opened when this copy ends
+        is removed then. When this node holds the image already, it says so and the next node reads its docker.
+    type: bool
+    default: false
+  relay_id:
+    description:
+      - The relay's name, the same on every node of one chain and new for each run (for example a random hex
+        string). Required with O(relay_from) or O(relay_to_next).
+    type: str
+  relay_dir:
+    description:
+      - Directory for the relay's spool and its markers, on the disk the image is loaded from (a spool grows to the
+        image's archive size while the next node has not opened it); created private to the user.
+    type: path
+    default: /var/tmp/dgx-spark-relay
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
@@ -138,6 +167,16 @@ EXAMPLES = r"""
     image: nvcr.io/nvidia/vllm:25.11-py3
     source_host: 10.10.10.1
   delegate_to: spark-ba63
+
+- name: The image on three workers in a relay (each forwards what it receives); every worker runs the task at once
+  dgx_spark.cluster.p2p_image_copy:
+    image: nvcr.io/nvidia/vllm:25.11-py3
+    source_host: 10.10.10.1
+    relay_id: "{{ relay_id }}"  # e.g. set once with lookup('ansible.builtin.password', '/dev/null', length=16)
+    relay_from: "{{ chain[chain.index(inventory_hostname) - 1] if chain.index(inventory_hostname) > 0 else omit }}"
+    relay_to_next: "{{ inventory_hostname != chain[-1] }}"
+  vars:
+    chain: [spark-ba63, spark-lab3, spark-lab4]  # fabric addresses in a real inventory
 
 - name: The same, the sender reading docker's layer store as root on the head
   dgx_spark.cluster.p2p_image_copy:
@@ -217,10 +256,24 @@ bytes_left_out:
   returned: when transferred
   type: int
 export:
-  description: How the sender read the image (C(layer store) or C(docker save)).
+  description: How the sender read the image (C(layer store), C(docker save), or C(relay) from the node before).
   returned: when transferred
   type: str
   sample: layer store
+relay:
+  description: How the relay went on this node.
+  returned: when O(relay_from) or O(relay_to_next) is set and the image was not already here
+  type: dict
+  contains:
+    from:
+      description: O(relay_from), or null.
+      type: str
+    fell_back:
+      description: Why the copy from O(relay_from) failed and came from O(source_host) instead; null when it did not.
+      type: str
+    to_next:
+      description: Whether a spool was kept for the next node.
+      type: bool
 layers_hashed:
   description:
     - Layer files the sender hashed to tell them apart (legacy save layout, when the directories seen so far left
@@ -230,6 +283,7 @@ layers_hashed:
 """
 
 import json
+import platform
 import re
 
 from ansible.module_utils.basic import AnsibleModule
@@ -306,7 +360,10 @@ class ImageCopy:
             ("image", params["image"], "image_or_id"), ("source_host", params["source_host"], "host"),
             ("source_user", params["source_user"] or "root", "user"),
             ("listen_address", params["listen_address"] or "0.0.0.0", "host"),
-            ("docker", params["docker"], "command")])
+            ("docker", params["docker"], "command"), ("relay_from", params["relay_from"] or "0.0.0.0", "host"),
+            ("relay_id", params["relay_id"] or "unused-relay", "relay_id"), ("relay_dir", params["relay_dir"], "path")])
+        if not found and (params["relay_from"] or params["relay_to_next"]) and not params["relay_id"]:
+            found = "relay_id is required with relay_from or relay_to_next (the same on every node of the relay)"
         if not found and params["progress_file"]:
             found = _progress_file.problem(params["progress_file"])
         if found:
@@ -314,9 +371,10 @@ class ImageCopy:
         if not 0 <= params["port"] <= 65535 or params["timeout"] < 10:
             self.module.fail_json(msg="port must be 0..65535 and timeout at least 10 s")
 
-    def ssh_argv(self, *remote):
-        """SSH to the source running remote (fixed words and validated values only)."""
-        target = self.params["source_host"]
+    def ssh_argv(self, host, *remote):
+        """SSH to host (the source, or the node before in a relay) running remote (fixed words and validated values
+        only)."""
+        target = host
         if self.params["source_user"]:
             target = "%s@%s" % (self.params["source_user"], target)
         return ([self.runner.which("ssh", "install openssh-client")] + _validate.SSH_OPTIONS
@@ -332,7 +390,8 @@ class ImageCopy:
 
     def source_identity(self):
         # the remote command is fixed words plus the validated image reference
-        argv = self.ssh_argv(self.params["docker"], "image", "inspect", "--", self.params["image"])
+        argv = self.ssh_argv(self.params["source_host"], self.params["docker"], "image", "inspect", "--",
+                             self.params["image"])
         rc, out, err = self.runner.run(argv, timeout=60)
         if rc != 0:
             self.runner.fail("image %s is not on the source %s (or SSH to it failed)"
@@ -359,27 +418,36 @@ class ImageCopy:
                 held.update(chain_ids((image.get("RootFS") or {}).get("Layers") or []))
         return layers_to_leave_out(self.source_layers, held)
 
-    def listen_address(self):
+    def listen_address(self, sender_host):
         if self.params["listen_address"]:
             return self.params["listen_address"]
-        out = self.runner.check([self.runner.which("ip", "install iproute2"), "-j", "route", "get",
-                                 self.params["source_host"]], "finding the route to the source")
+        out = self.runner.check([self.runner.which("ip", "install iproute2"), "-j", "route", "get", sender_host],
+                                "finding the route to %s" % sender_host)
         return json.loads(out)[0]["prefsrc"]
 
-    def transfer(self, skip):
-        """Run the receiver (which starts the sender); (rc, stdout, stderr)."""
+    def relay_paths(self):
+        return _image_stream.relay_paths(self.params["relay_dir"], self.params["relay_id"])
+
+    def transfer(self, skip, relay_from=None, spool=False):
+        """Run the receiver (which starts the sender on the source, or on relay_from reading what arrives there;
+        with spool, what arrives here is kept for the next node); (rc, stdout, stderr)."""
         params = self.params
         docker = self.runner.which(params["docker"], "install docker")
         python = self.runner.which("python3", "install python3")
         source = _image_stream.own_source()
+        sender_host = relay_from or params["source_host"]
+        relay = ({"dir": params["relay_dir"], "id": params["relay_id"], "wait": _image_stream.RELAY_WAIT,
+                  "stall": _image_stream.RELAY_STALL} if relay_from else None)
         receiver = _image_stream.program(source, "receiver_main", {
-            "listen_address": self.listen_address(), "port": params["port"], "timeout": params["timeout"],
+            "listen_address": self.listen_address(sender_host), "port": params["port"], "timeout": params["timeout"],
             "docker": docker, "source": source,
-            "ssh_argv": self.ssh_argv(*(["sudo", "-n"] if params["source_become"] else []) + ["python3", "-"]),
+            "ssh_argv": self.ssh_argv(sender_host, *(["sudo", "-n"] if params["source_become"] else [])
+                                      + ["python3", "-"]),
+            "spool": {"dir": params["relay_dir"], "id": params["relay_id"]} if spool else None,
             "progress_file": params["progress_file"], "expected": None if skip else self.source_size,
             "sender": {"docker": params["docker"], "image": params["image"], "connect_timeout": 30,
                        "io_timeout": 300, "skip": skip, "layers": self.source_layers, "image_id": self.source_id,
-                       "repo_tags": repo_tags(params["image"], self.source_id),
+                       "repo_tags": repo_tags(params["image"], self.source_id), "relay": relay,
                        "layer_store": self.source_store if params["export"] == "auto" else None}})
         # the receiver listens, starts the sender over SSH, and feeds docker load; its program (with the token it
         # makes) travels on stdin
@@ -387,8 +455,20 @@ class ImageCopy:
 
     def copy(self, previous_id):
         params = self.params
-        skip = self.held_layers() if params["skip_present_layers"] else []
-        rc, out, err = self.transfer(skip)
+        relayed = params["relay_from"] or params["relay_to_next"]
+        # a relay passes the whole archive on: the next node may lack the layers this one holds
+        skip = self.held_layers() if params["skip_present_layers"] and not relayed else []
+        rc, out, err = self.transfer(skip, params["relay_from"], params["relay_to_next"])
+        relay = {"from": params["relay_from"], "fell_back": None, "to_next": params["relay_to_next"]}
+        if rc != 0 and params["relay_from"]:
+            # this node's spool (if any) says failed, so the next node comes from the source too
+            relay["fell_back"] = (err.strip() or "rc %s" % rc).splitlines()[-1]
+            relay["to_next"] = False
+            self.restore(previous_id)
+            self.module.warn("the relay from %s failed (%s); copying %s from the source %s"
+                             % (params["relay_from"], relay["fell_back"], params["image"], params["source_host"]))
+            skip = self.held_layers() if params["skip_present_layers"] else []
+            rc, out, err = self.transfer(skip)
         if rc != 0 and skip:
             self.restore(previous_id)
             self.module.warn("the copy without the %d layers %s holds failed (%s); copying every layer"
@@ -402,6 +482,10 @@ class ImageCopy:
                                          (err.strip() or "rc %s" % rc).splitlines()[-1], restored),
                                   rc=rc, stdout=out, stderr=err)
         report = json.loads(out.strip().splitlines()[-1])
+        if relayed:
+            report["relay"] = relay
+        if relay["to_next"]:
+            _image_stream.relay_handover(self.relay_paths())
         left_out = report["sender"].get("left_out") or {}
         report.update(layers_left_out=sorted(left_out), bytes_left_out=sum(left_out.values()),
                       layers_hashed=report["sender"].get("layers_hashed", 0), export=report["sender"]["export"])
@@ -423,14 +507,27 @@ class ImageCopy:
         self.validate()
         # an interrupted earlier copy into this node (its listener, docker load, ssh) ends before anything is compared
         ended = None if self.module.check_mode else _leftover.claim(LEFTOVER_NAME)
+        if self.params["relay_id"] and not self.module.check_mode:
+            _image_stream.relay_sweep(self.params["relay_dir"])
+        result = None
         try:
             result = self.compare_and_copy()
         finally:
             if not self.module.check_mode:
                 _leftover.release(LEFTOVER_NAME)
+                if result is None and self.params["relay_to_next"]:
+                    self.relay_failed_here()
         if ended:
             result["ended_leftover"] = ended
         return result
+
+    def relay_failed_here(self):
+        """This node's copy failed: the next node must not wait for it (relay_failed_here)."""
+        try:
+            _image_stream.relay_directory(self.params["relay_dir"])
+            _image_stream.relay_failed_here(self.relay_paths(), "the copy on %s failed" % platform.node())
+        except (OSError, _image_stream.StreamError):
+            pass  # the next node gives up on this one after its wait
 
     def compare_and_copy(self):
         source = self.source_identity()
@@ -440,6 +537,13 @@ class ImageCopy:
         result = {"changed": False, "transferred": False, "transport": "stream", "source_id": source[0],
                   "dest_id_before": dest_id, "compared_by": compared_by}
         if same:
+            if self.params["relay_to_next"] and not self.module.check_mode:
+                try:  # the next node reads this node's docker
+                    _image_stream.relay_directory(self.params["relay_dir"])
+                    _image_stream.relay_mark(self.relay_paths(), "held")
+                except (OSError, _image_stream.StreamError) as exc:
+                    self.module.fail_json(msg="the image is here, but the relay's marker for the next node could "
+                                              "not be written in %s: %s" % (self.params["relay_dir"], exc), **result)
             return result
         result["changed"] = True
         if self.module.check_mode:
@@ -473,6 +577,10 @@ def main():
             export=dict(type="str", default="auto", choices=["auto", "docker_save"]),
             checksum=dict(type="str", default="hmac-sha256", choices=["hmac-sha256", "crc32", "sha256"]),
             source_become=dict(type="bool", default=False),
+            relay_from=dict(type="str"),
+            relay_to_next=dict(type="bool", default=False),
+            relay_id=dict(type="str"),
+            relay_dir=dict(type="path", default="/var/tmp/dgx-spark-relay"),
             progress_file=dict(type="path"),
             progress_interval=dict(type="float", default=10),
         ),

@@ -88,7 +88,9 @@ class ProgressAction(ActionBase):
             return result
         probe = self._probe = self._module_with(args, task_vars, check_mode=True)
         if probe.get("failed") or not probe.get("changed"):  # nothing to do, or a failure before anything changed
-            result.update(probe)
+            # a module that must leave word for others (an image relay's next node) says it in a real run
+            result.update(self._execute_module(module_args=args, task_vars=task_vars)
+                          if self.speaks_when_idle(args) else probe)
             return result
         async_dir = self._remote_expand_user(self.get_shell_option("async_dir", default="~/.ansible_async"))
         args["progress_file"] = self._connection._shell.join_path(
@@ -100,6 +102,11 @@ class ProgressAction(ActionBase):
             return result
         result.update(self._wait(started["ansible_job_id"], async_dir, args, interval, task_vars))
         return result
+
+    def speaks_when_idle(self, args):
+        """Whether the module, given args, must run for real even when its check-mode probe finds nothing to do or
+        fails (it writes what other nodes wait for)."""
+        return False
 
     def _module_with(self, args, task_vars, check_mode=None, async_val=None):
         """The module run once with the task's check_mode or async_val set otherwise (as an async job for the

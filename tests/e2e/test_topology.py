@@ -7,26 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
-from labkit import MORE_NODES, NODES, REPORTS, ROOT, lab, playbook, recap, ssh
+from labkit import NODES, REPORTS, image_relay, lab, node_inventory, playbook, recap, ssh
 
 SPARKS = list(NODES) + ["spark-lab3"]
-DERIVED = ("{{{{ (groups['sparks'] | dgx_spark.cluster.fabric_plan('switch')).interfaces[inventory_hostname][{0}]"
-           ".address }}}}")
-
-
-def three_node_inventory(path):
-    """inventory/lab.yml with spark-lab3 added and no fabric address written by hand."""
-    inventory = yaml.safe_load((ROOT / "inventory" / "lab.yml").read_text())
-    groups = inventory["all"]["children"]["sparks"]
-    groups["children"]["spark_workers"]["hosts"]["spark-lab3"] = {"ansible_host": MORE_NODES["spark-lab3"]}
-    for group in groups["children"].values():
-        for host in group["hosts"].values():
-            host.pop("fabric_address", None)
-            host.pop("fabric_twin_address", None)
-    groups["vars"].update(fabric_address=DERIVED.format(0), fabric_twin_address=DERIVED.format(1))
-    path.write_text(yaml.safe_dump(inventory))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +17,7 @@ def three_sparks(tmp_path_factory):
     """The lab with three nodes, their inventory, and the output of fabric.yml run on them (addresses, SSH trust)."""
     lab("down")
     lab("up", env={"LAB_NODES": "3"})
-    inventory = three_node_inventory(tmp_path_factory.mktemp("three") / "inventory.yml")
+    inventory = node_inventory(tmp_path_factory.mktemp("three") / "inventory.yml", 3)
     return inventory, playbook("fabric.yml", "-i", str(inventory))
 
 
@@ -97,18 +80,127 @@ def test_the_nccl_gate_runs_across_three_and_per_pair_naming_the_slowest_link(th
         assert ssh(node, "pgrep -f all_reduce_perf", check=False).returncode == 1, node
 
 
+def staged_model(tmp_path, image):
+    """Extra vars with a catalog entry 'lab-staged' of three pipeline stages (a local model directory on the head)."""
+    ssh("spark-2959", "mkdir -p /home/spark/models/staged")
+    entry = {"local_path": "/home/spark/models/staged", "image": image, "params_b": 0.01, "dtype": "float32",
+             "pp": 3, "max_model_len": 512, "served_name": "staged", "port": 8000}
+    extra = tmp_path / "catalog.json"
+    extra.write_text(json.dumps({"model_serving_catalog": {"lab-staged": entry}}))
+    return extra
+
+
 @pytest.mark.lab_resize
 def test_a_launch_plans_pipeline_stages_on_the_three_nodes_in_their_order(three_sparks, tmp_path):
     """--check: the plan and what the launch would do, nothing started (a real launch of stages meets the lab engine's
     pipeline bug, test_serving.py). The image is one every fresh lab node has."""
-    ssh("spark-2959", "mkdir -p /home/spark/models/staged")
-    entry = {"local_path": "/home/spark/models/staged", "image": "lab/busybox:latest", "params_b": 0.01, "dtype": "float32",
-             "pp": 3, "max_model_len": 512, "served_name": "staged", "port": 8000}
-    extra = tmp_path / "catalog.json"
-    extra.write_text(json.dumps({"model_serving_catalog": {"lab-staged": entry}}))
-    out = playbook("launch_model.yml", "-i", str(three_sparks[0]), "-e", "model=lab-staged", "-e", "@%s" % extra,
-                   "--check")
+    out = playbook("launch_model.yml", "-i", str(three_sparks[0]), "-e", "model=lab-staged",
+                   "-e", "@%s" % staged_model(tmp_path, "lab/busybox:latest"), "--check")
     assert out.returncode == 0, out.stdout[-4000:]
     assert "lab-staged: pp on spark-2959 + spark-ba63 + spark-lab3, tp=1 x pp=3" in out.stdout
     for node in SPARKS:
         assert ssh(node, "docker ps -q --filter label=dgx-spark.role=serving").stdout.strip() == "", node
+
+
+RELAY_IMAGE = "lab/relay-test:1"
+RELAY_DIR = "/var/tmp/dgx-spark-relay"
+WORKERS = SPARKS[1:]
+# docker whose load dies after 20 MB of the archive, as a node whose disk fills or whose daemon dies mid-copy
+DYING_LOAD = """sudo tee /usr/local/bin/docker-dying-load >/dev/null <<'EOF'
+#!/bin/sh
+if [ "$1" = load ]; then
+  head -c 20000000 >/dev/null; echo 'Error: simulated crash mid-load' >&2; exit 1
+fi
+exec docker "$@"
+EOF
+sudo chmod 755 /usr/local/bin/docker-dying-load"""
+
+
+def image_id(node, image=RELAY_IMAGE):
+    return ssh(node, "docker image inspect -f '{{.Id}}' %s" % image, check=False).stdout.strip()
+
+
+def copy_in_a_relay(inventory, *args):
+    """(rc, {node: the copy task's result}) of the relay from the head to both workers, ba63 first."""
+    return image_relay(inventory, RELAY_IMAGE, WORKERS, *args)[:2]
+
+
+@pytest.fixture(scope="module")
+def relay_image(three_sparks):
+    """A 48 MiB image on the head only."""
+    ssh("spark-2959", "printf 'FROM lab/busybox\\nRUN dd if=/dev/urandom of=/blob bs=1M count=48 2>/dev/null\\n' "
+                      "| docker build -q --network host -t %s - >/dev/null" % RELAY_IMAGE)
+    yield image_id("spark-2959")
+    for node in SPARKS:
+        ssh(node, "docker image rm -f %s >/dev/null 2>&1; true" % RELAY_IMAGE)
+
+
+def without_relay_image():
+    for node in WORKERS:
+        ssh(node, "docker image rm -f %s >/dev/null 2>&1; true" % RELAY_IMAGE)
+
+
+@pytest.mark.lab_resize
+def test_an_image_goes_to_the_workers_in_a_relay_each_forwarding_what_it_receives(three_sparks, relay_image):
+    without_relay_image()
+    rc, results = copy_in_a_relay(three_sparks[0])
+    assert rc == 0, results
+    first, second = results["spark-ba63"], results["spark-lab3"]
+    assert first["changed"] and first["export"] == "layer store" and first["relay"]["to_next"]
+    # the second node's bytes came from the first as it received them, not from the head
+    assert second["changed"] and second["export"] == "relay" and second["relay"] == {
+        "from": "10.10.10.2", "fell_back": None, "to_next": False}
+    assert second["bytes"] == first["bytes"] and second["checksum"] != first["checksum"]  # each hop its own key
+    assert [image_id(node) for node in WORKERS] == [relay_image] * 2
+    for node in WORKERS:  # the spool went with its reader, the markers with the sender
+        assert ssh(node, "ls -A %s 2>/dev/null; true" % RELAY_DIR).stdout.strip() == "", node
+    # again: every node holds it, nothing moves
+    rc, results = copy_in_a_relay(three_sparks[0])
+    assert rc == 0 and [results[node]["changed"] for node in WORKERS] == [False, False], results
+
+
+@pytest.mark.lab_resize
+def test_a_node_that_already_holds_the_image_forwards_it_from_its_own_docker(three_sparks, relay_image):
+    ssh("spark-lab3", "docker image rm -f %s >/dev/null 2>&1; true" % RELAY_IMAGE)
+    rc, results = copy_in_a_relay(three_sparks[0])
+    assert rc == 0, results
+    assert not results["spark-ba63"]["changed"]
+    assert results["spark-lab3"]["changed"] and results["spark-lab3"]["export"] == "layer store"
+    assert results["spark-lab3"]["relay"]["fell_back"] is None and image_id("spark-lab3") == relay_image
+
+
+@pytest.mark.lab_resize
+def test_a_node_that_fails_mid_relay_is_named_and_the_next_copies_from_the_head(three_sparks, relay_image):
+    without_relay_image()
+    for node in SPARKS:  # the module runs its docker on the source too (inspect): only ba63's load is broken
+        ssh(node, DYING_LOAD)
+    rc, results = copy_in_a_relay(three_sparks[0], "-e", "broken=spark-ba63")
+    assert rc != 0
+    first, second = results["spark-ba63"], results["spark-lab3"]
+    assert first["failed"] and "simulated crash mid-load" in first["msg"], first
+    assert second["changed"] and not second.get("failed"), second
+    assert "its own copy failed" in second["relay"]["fell_back"] and second["export"] == "layer store"
+    assert any("the relay from 10.10.10.2 failed" in warning for warning in second["warnings"])
+    assert image_id("spark-lab3") == relay_image and image_id("spark-ba63") == ""  # nothing half-loaded
+    for node in WORKERS:
+        assert ssh(node, "pgrep -fx 'python3 -'", check=False).stdout.strip() == "", node  # no receiver or sender
+
+
+@pytest.mark.lab_resize
+def test_a_launch_over_three_nodes_takes_the_image_to_the_workers_in_a_relay(three_sparks, relay_image, tmp_path):
+    """The role's relay (rank 1 from the head, rank 2 from rank 1), then a start that fails: the image holds no engine
+    (a real launch of stages meets the lab engine's pipeline bug, test_serving.py)."""
+    without_relay_image()
+    out = playbook("launch_model.yml", "-i", str(three_sparks[0]), "-e", "model=lab-staged",
+                   "-e", "@%s" % staged_model(tmp_path, RELAY_IMAGE),
+                   env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"})
+    assert out.returncode != 0
+    document = json.JSONDecoder().raw_decode(out.stdout[out.stdout.index("{"):])[0]
+    copies = [task["hosts"] for play in document["plays"] for task in play["tasks"]
+              if "Copy it from the head to the other ranks" in task["task"]["name"]]
+    assert len(copies) == 1, out.stdout[-3000:]
+    assert copies[0]["spark-ba63"]["relay"] == {"from": None, "fell_back": None, "to_next": True}
+    assert copies[0]["spark-lab3"]["export"] == "relay" and copies[0]["spark-lab3"]["relay"]["from"] == "10.10.10.2"
+    assert [image_id(node) for node in WORKERS] == [relay_image] * 2
+    for node in SPARKS:  # the failed start left nothing
+        assert ssh(node, "docker ps -aq --filter label=dgx-spark.role=serving").stdout.strip() == "", node

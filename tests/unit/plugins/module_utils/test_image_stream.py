@@ -608,3 +608,161 @@ def test_a_sender_that_cannot_start_fails_the_copy_at_once(tmp_path):
     assert "the sender exited (rc=1) before it connected" in result.stderr
     assert "sudo: a password is required" in result.stderr
     assert not (tmp_path / "loaded.tar").exists() or (tmp_path / "loaded.tar").read_bytes() == b""
+
+
+# ------------------------------------------------------------------ the relay
+def relay_files(tmp_path, relay_id="r1"):
+    return stream.relay_paths(str(tmp_path / "relay"), relay_id)
+
+
+def test_a_relay_reads_the_spool_while_it_grows_until_its_done_length(tmp_path):
+    paths = relay_files(tmp_path)
+    spool = stream.RelaySpool(paths)
+    assert oct(os.stat(os.path.dirname(paths["archive"])).st_mode & 0o777) == "0o700"
+    pieces = [os.urandom(100000) for unused_piece in range(5)]
+
+    def receive_slowly():
+        for piece in pieces:
+            spool.write(piece)
+            spool.file.flush()
+            time.sleep(0.05)
+        spool.finish(sum(len(p) for p in pieces))
+    producer = threading.Thread(target=receive_slowly)
+    producer.start()
+    opened = stream.relay_open(paths, wait=5)
+    assert not os.path.exists(paths["archive"])  # unlinked once open: its space goes when both ends close it
+    sink = io.BytesIO()
+    report = stream.relay_archive(opened, paths, stall=5)(sink)
+    producer.join()
+    assert sink.getvalue() == b"".join(pieces) and report == {"left_out": {}, "layers_hashed": 0}
+
+
+def test_a_failed_copy_before_ends_the_relay_with_its_reason(tmp_path):
+    paths = relay_files(tmp_path)
+    spool = stream.RelaySpool(paths)
+    spool.write(b"x" * 1000)
+    opened = stream.relay_open(paths, wait=5)
+    spool.fail("docker load failed (rc=1)")
+    with pytest.raises(stream.StreamError, match=r"its own copy failed: docker load failed \(rc=1\)"):
+        stream.relay_archive(opened, paths, stall=5)(io.BytesIO())
+    with pytest.raises(stream.StreamError, match="its own copy failed"):  # a sender that comes later
+        stream.relay_open(paths, wait=5)
+
+
+def test_a_relay_that_never_begins_or_stops_moving_is_given_up(tmp_path):
+    paths = relay_files(tmp_path)
+    with pytest.raises(stream.StreamError, match="did not begin receiving within 0 s"):
+        stream.relay_open(paths, wait=0)
+    spool = stream.RelaySpool(paths)
+    spool.write(b"x" * 10)
+    spool.file.flush()
+    with pytest.raises(stream.StreamError, match="no byte came from it for 0.2 s"):
+        stream.relay_archive(stream.relay_open(paths, wait=5), paths, stall=0.2)(io.BytesIO())
+
+
+def test_a_spool_nobody_opened_is_removed_at_the_end_and_a_later_sender_reads_the_nodes_docker(tmp_path):
+    paths = relay_files(tmp_path)
+    spool = stream.RelaySpool(paths)
+    spool.write(b"x" * 10)
+    spool.finish(10)
+    stream.relay_handover(paths)
+    assert not os.path.exists(paths["archive"]) and os.path.exists(paths["held"])
+    assert stream.relay_open(paths, wait=5) is None
+
+
+def test_the_relay_directory_must_be_the_users_own_and_not_a_link(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "relay").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(stream.StreamError, match="not a directory of this user's"):
+        stream.RelaySpool(relay_files(tmp_path))
+
+
+def relay_node(tmp_path, name, payload):
+    """A node's stand-ins (docker, ssh) in its own directory, and the receiver's parameters."""
+    home = tmp_path / name
+    home.mkdir()
+    docker, ssh = stand_ins(home, payload)
+    return home, receiver_params(docker, ssh)
+
+
+def test_two_receivers_in_a_chain_the_second_reads_what_the_first_receives(tmp_path):
+    payload = IMAGE
+    first_home, first = relay_node(tmp_path, "first", payload)
+    second_home, second = relay_node(tmp_path, "second", b"")
+    relay_dir = str(tmp_path / "relay")
+    first["spool"] = {"dir": relay_dir, "id": "chain1"}
+    second["sender"]["relay"] = {"dir": relay_dir, "id": "chain1", "wait": 30, "stall": 30}
+    # the second node's copy starts first: its sender waits on the first node for the spool to appear
+    downstream = subprocess.Popen([sys.executable, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+    downstream.stdin.write(stream.program(second["source"], "receiver_main", second))
+    downstream.stdin.close()
+    upstream = run_receiver(first)
+    out, err = downstream.stdout.read(), downstream.stderr.read()
+    downstream.wait(timeout=60)
+    assert upstream.returncode == 0, upstream.stderr
+    assert downstream.returncode == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["sender"]["export"] == "relay" and report["bytes"] == len(payload)
+    assert (first_home / "loaded.tar").read_bytes() == payload == (second_home / "loaded.tar").read_bytes()
+    assert os.listdir(relay_dir) == []  # the spool went with its reader, the markers with the sender
+
+
+def test_when_the_first_of_a_chain_fails_the_second_loads_nothing_and_says_why(tmp_path):
+    unused_home, first = relay_node(tmp_path, "first", IMAGE)
+    second_home, second = relay_node(tmp_path, "second", b"")
+    first["sender"]["image"] = "lab/other:1"  # its source cannot save that
+    relay_dir = str(tmp_path / "relay")
+    first["spool"] = {"dir": relay_dir, "id": "chain2"}
+    second["sender"]["relay"] = {"dir": relay_dir, "id": "chain2", "wait": 30, "stall": 30}
+    assert run_receiver(first).returncode == 3
+    result = run_receiver(second)
+    assert result.returncode == 3
+    assert "sender: relay: its own copy failed: " in result.stderr  # the first node's reason follows
+    assert "docker save lab/other:1 failed (rc=9)" in result.stderr
+    assert not (second_home / "loaded.tar").exists() or (second_home / "loaded.tar").read_bytes() != IMAGE
+
+
+def test_the_sweep_removes_what_relays_that_ended_long_ago_left_and_nothing_else(tmp_path):
+    old, new = relay_files(tmp_path, "old1"), relay_files(tmp_path, "new1")
+    stream.relay_directory(str(tmp_path / "relay"))
+    for path in (old["held"], old["done"], new["held"], str(tmp_path / "relay" / "notes.txt")):
+        with open(path, "w") as out:
+            out.write("{}")
+    for path in (old["held"], old["done"], str(tmp_path / "relay" / "notes.txt")):
+        os.utime(path, (time.time() - 7200,) * 2)
+    stream.relay_sweep(str(tmp_path / "relay"))
+    assert sorted(os.listdir(str(tmp_path / "relay"))) == ["new1.held", "notes.txt"]
+
+
+def test_a_docker_load_that_dies_mid_stream_is_named_as_the_cause(tmp_path):
+    docker, ssh = stand_ins(tmp_path, IMAGE)
+    docker.write_text(docker.read_text().replace(
+        "[ \"$1\" = load ] &&", "[ \"$1\" = load ] && { head -c 1000 >/dev/null; echo 'Error: disk full' >&2; exit 4; }\n"
+        "[ \"$1\" = never ] &&"))
+    result = run_receiver(receiver_params(docker, ssh))
+    assert result.returncode == 3 and "docker load exited (rc=4): Error: disk full" in result.stderr
+
+
+def test_a_node_whose_own_load_fails_after_a_whole_stream_lets_a_reading_next_node_finish(tmp_path):
+    paths = relay_files(tmp_path)
+    spool = stream.RelaySpool(paths)
+    spool.write(b"x" * 10)
+    opened = stream.relay_open(paths, wait=5)  # the next node reads already
+    spool.finish(10)
+    spool.fail("docker load failed (rc=1)")  # this node's own load: the bytes were whole
+    stream.relay_failed_here(paths, "the copy on spark-ba63 failed")
+    sink = io.BytesIO()
+    stream.relay_archive(opened, paths, stall=5)(sink)
+    assert sink.getvalue() == b"x" * 10
+
+
+def test_a_node_that_fails_before_the_next_opened_its_spool_sends_it_to_the_source(tmp_path):
+    paths = relay_files(tmp_path)
+    spool = stream.RelaySpool(paths)
+    spool.write(b"x" * 10)
+    spool.finish(10)
+    stream.relay_failed_here(paths, "the copy on spark-ba63 failed")
+    assert not os.path.exists(paths["archive"])
+    with pytest.raises(stream.StreamError, match="its own copy failed: the copy on spark-ba63 failed"):
+        stream.relay_open(paths, wait=5)
