@@ -19,7 +19,6 @@ Printed, never asserted.  Usage: .venv/bin/python benchmarks/launch_model.py [--
 """
 
 import argparse
-import json
 import shlex
 import sys
 import tempfile
@@ -31,7 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lab"))
 sys.path.insert(0, str(ROOT / ".collections"))
-from labkit import module, playbook, ssh  # noqa: E402
+from labkit import JSON_OUTPUT, json_document, module, playbook, ssh  # noqa: E402
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _catalog, _engine_argv, _fit_plan  # noqa: E402
 
 HOSTS = ["spark-2959", "spark-ba63"]
@@ -41,13 +40,11 @@ ADDRESSES = ["10.10.10.1", "10.10.10.2"]
 def run_playbook(*args):
     """(wall seconds, the JSON callback's document) of one playbook run."""
     start = time.monotonic()
-    out = playbook(*args, timeout=1800, env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-                                             "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"})
+    out = playbook(*args, timeout=1800, env=JSON_OUTPUT)
     wall = time.monotonic() - start
     if out.returncode != 0:
         raise RuntimeError("%s failed:\n%s" % (" ".join(args), out.stdout[-3000:]))
-    # the JSON document; profile_tasks prints its table after it
-    return wall, json.JSONDecoder().raw_decode(out.stdout[out.stdout.index("{"):])[0]
+    return wall, json_document(out.stdout)
 
 
 def engine_wait(document):

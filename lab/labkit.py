@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import types
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports"  # where the playbooks, run from ROOT, write their reports
@@ -39,6 +42,15 @@ def ssh(node, command, user="spark", check=True, timeout=60, input_text=None):
     return result
 
 
+# ansible's JSON callback (one document per run) instead of its text output
+JSON_OUTPUT = {"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
+
+
+def json_document(stdout):
+    """The JSON callback's document in a run's stdout (profile_tasks prints its table after it)."""
+    return json.JSONDecoder().raw_decode(stdout[stdout.index("{"):])[0]
+
+
 def ansible_env(**extra):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"), ANSIBLE_FORCE_COLOR="0",
                ANSIBLE_NOCOLOR="1", PATH="%s:%s" % (VENV_BIN, os.environ["PATH"]))
@@ -56,7 +68,6 @@ def playbook(name, *args, timeout=900, env=None):
 def node_inventory(path, count, topology="switch"):
     """inventory/lab.yml with the lab's first count nodes (LAB_NODES) and every fabric address derived from the
     node order by dgx_spark.cluster.fabric_plan, none written by hand (docs/topologies.md)."""
-    import yaml
     derived = ("{{{{ (groups['sparks'] | dgx_spark.cluster.fabric_plan('%s')).interfaces[inventory_hostname][{0}]"
                ".address }}}}" % topology)
     inventory = yaml.safe_load((ROOT / "inventory" / "lab.yml").read_text())
@@ -75,16 +86,13 @@ def node_inventory(path, count, topology="switch"):
 def image_relay(inventory, image, chain, *args, timeout=1800):
     """(rc, {node: the copy's result}, wall seconds) of lab/plays/image_relay.yml: image from the head to chain's
     nodes at once, in a relay unless args say relay=false."""
-    import time
     start = time.monotonic()
     out = subprocess.run([str(VENV_BIN / "ansible-playbook"), str(ROOT / "lab" / "plays" / "image_relay.yml"),
                           "-i", str(inventory), "-e", json.dumps({"image": image, "chain": list(chain)})] + list(args),
                          cwd=str(ROOT), capture_output=True, text=True, timeout=timeout, check=False,
-                         env=ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-                                         ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_FORKS=str(max(5, len(chain)))))
+                         env=ansible_env(ANSIBLE_FORKS=str(max(5, len(chain))), **JSON_OUTPUT))
     wall = time.monotonic() - start
-    document = json.JSONDecoder().raw_decode(out.stdout[out.stdout.index("{"):])[0]
-    return out.returncode, document["plays"][0]["tasks"][-1]["hosts"], wall
+    return out.returncode, json_document(out.stdout)["plays"][0]["tasks"][-1]["hosts"], wall
 
 
 def _runner_run(private_dir, **kwargs):
@@ -122,10 +130,9 @@ def module_run(host, name, args, *flags, timeout=300):
     """module(), plus what ansible printed on stderr (warnings, progress lines)."""
     argv = [str(VENV_BIN / "ansible"), host, "-m", "dgx_spark.cluster." + name, "-a", json.dumps(args)] + list(flags)
     result = subprocess.run(argv, cwd=str(ROOT), capture_output=True, text=True, timeout=timeout, check=False,
-                            env=ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-                                            ANSIBLE_LOAD_CALLBACK_PLUGINS="1"))
-    try:  # the JSON document; profile_tasks prints its table after it
-        data = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{"):])[0]
+                            env=ansible_env(**JSON_OUTPUT))
+    try:
+        data = json_document(result.stdout)
     except ValueError:
         raise AssertionError("ansible output is not JSON (rc %d):\n%s\n%s" % (result.returncode, result.stdout,
                                                                               result.stderr))

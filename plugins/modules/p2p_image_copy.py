@@ -418,6 +418,10 @@ class ImageCopy:
                 held.update(chain_ids((image.get("RootFS") or {}).get("Layers") or []))
         return layers_to_leave_out(self.source_layers, held)
 
+    def layers_to_skip(self):
+        """The layers a copy leaves out of the stream: those held here, unless skip_present_layers is off."""
+        return self.held_layers() if self.params["skip_present_layers"] else []
+
     def listen_address(self, sender_host):
         if self.params["listen_address"]:
             return self.params["listen_address"]
@@ -457,7 +461,7 @@ class ImageCopy:
         params = self.params
         relayed = params["relay_from"] or params["relay_to_next"]
         # a relay passes the whole archive on: the next node may lack the layers this one holds
-        skip = self.held_layers() if params["skip_present_layers"] and not relayed else []
+        skip = [] if relayed else self.layers_to_skip()
         rc, out, err = self.transfer(skip, params["relay_from"], params["relay_to_next"])
         relay = {"from": params["relay_from"], "fell_back": None, "to_next": params["relay_to_next"]}
         if rc != 0 and params["relay_from"]:
@@ -467,7 +471,7 @@ class ImageCopy:
             self.restore(previous_id)
             self.module.warn("the relay from %s failed (%s); copying %s from the source %s"
                              % (params["relay_from"], relay["fell_back"], params["image"], params["source_host"]))
-            skip = self.held_layers() if params["skip_present_layers"] else []
+            skip = self.layers_to_skip()
             rc, out, err = self.transfer(skip)
         if rc != 0 and skip:
             self.restore(previous_id)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from labkit import NODES, REPORTS, image_relay, lab, node_inventory, playbook, recap, ssh
+from labkit import (JSON_OUTPUT, NODES, REPORTS, image_relay, json_document, lab, node_inventory, playbook, recap,
+                    ssh)
 
 SPARKS = list(NODES) + ["spark-lab3"]
 
@@ -192,10 +193,9 @@ def test_a_launch_over_three_nodes_takes_the_image_to_the_workers_in_a_relay(thr
     (a real launch of stages meets the lab engine's pipeline bug, test_serving.py)."""
     without_relay_image()
     out = playbook("launch_model.yml", "-i", str(three_sparks[0]), "-e", "model=lab-staged",
-                   "-e", "@%s" % staged_model(tmp_path, RELAY_IMAGE),
-                   env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"})
+                   "-e", "@%s" % staged_model(tmp_path, RELAY_IMAGE), env=JSON_OUTPUT)
     assert out.returncode != 0
-    document = json.JSONDecoder().raw_decode(out.stdout[out.stdout.index("{"):])[0]
+    document = json_document(out.stdout)
     copies = [task["hosts"] for play in document["plays"] for task in play["tasks"]
               if "Copy it from the head to the other ranks" in task["task"]["name"]]
     assert len(copies) == 1, out.stdout[-3000:]
