@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The lab: two simulated DGX Sparks (spark-2959 head, spark-ba63 worker; LAB_NODES=3 or 4 adds spark-lab3 and
 # spark-lab4) as privileged podman containers with systemd, sshd, sudo, their own dockerd, a management network and
-# the two fabric twins (MTU 9000, real interface names, one subnet each).
+# the fabric twins (MTU 9000, real interface names, one subnet each; LAB_TOPOLOGY=ring cables three or four nodes
+# in a ring on both QSFP ports).
 #   lab.sh up | down | status | engine | trtllm | train | ee | reboot | shell NODE | scenario NODE SCENARIO | thaw NODE
 #          | link-rate NODE MBIT
 set -euo pipefail
@@ -9,32 +10,75 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 cache=$here/cache
 prefix=dgxspark-lab
-# LAB_NODES (2 to 4) simulated Sparks, head first. The fabric networks are bridges: a switch (docs/topologies.md)
-# with every node's port-1 twins on the same two subnets; two nodes are the direct pair as cabled today.
+# LAB_NODES (2 to 4) simulated Sparks, head first. The fabric networks are bridges (docs/topologies.md): with
+# LAB_TOPOLOGY=switch (the default) every node's port-1 twins on the same two subnets, two nodes being the direct pair
+# as cabled today; with LAB_TOPOLOGY=ring (3 or 4 nodes) one bridge per twin of each link, node i's port 1 to node
+# i+1's port 0, each link on its own two subnets, as fabric_plan('ring') plans them.
 all_nodes=(spark-2959 spark-ba63 spark-lab3 spark-lab4)
 node_count=${LAB_NODES:-2}
-if [[ -z ${LAB_NODES:-} && ${1:-} != up ]]; then  # the other commands act on the lab that is up, whatever its size
-  for count in 3 4; do podman container exists "$prefix-${all_nodes[count - 1]}" 2>/dev/null && node_count=$count; done
+topology=${LAB_TOPOLOGY:-switch}
+if [[ ${1:-} != up ]]; then  # the other commands act on the lab that is up, whatever its size and cabling
+  if [[ -z ${LAB_NODES:-} ]]; then
+    for count in 3 4; do podman container exists "$prefix-${all_nodes[count - 1]}" 2>/dev/null && node_count=$count; done
+  fi
+  [[ -n ${LAB_TOPOLOGY:-} ]] || ! podman network exists "$prefix-link0t0" 2>/dev/null || topology=ring
 fi
 [[ $node_count =~ ^[2-4]$ ]] || { echo "[lab] error: LAB_NODES is 2 to 4, got '$node_count'" >&2; exit 2; }
+[[ $topology == switch || ($topology == ring && $node_count -ge 3) ]] ||
+  { echo "[lab] error: LAB_TOPOLOGY is switch, or ring with LAB_NODES 3 or 4; got '$topology' with $node_count" >&2; exit 2; }
 nodes=("${all_nodes[@]:0:$node_count}")
 scenarios=(healthy degraded_link no_gpu nccl_slow nccl_hang k8s_api_down wol_unsupported)
 doubles=(nvidia-smi ibdev2netdev ibv_devinfo show_gids rdma ethtool ib_write_bw ib_write_lat mpirun lab-link-wol)
 nccl_tests=(all_reduce_perf all_gather_perf)
 
-# node -> management address, fabric twin addresses (as on the real pair)
-declare -A mgmt_ip fab0_ip fab1_ip
-for index in "${!all_nodes[@]}"; do
-  mgmt_ip[${all_nodes[$index]}]=10.59.63.$((11 + index))
-  fab0_ip[${all_nodes[$index]}]=10.10.10.$((1 + index))
-  fab1_ip[${all_nodes[$index]}]=10.10.11.$((1 + index))
-done
-# network -> subnet gateway extra-options (gateways sit at .254 so .1/.2 stay the nodes')
+# node -> management address
+declare -A mgmt_ip
+for index in "${!all_nodes[@]}"; do mgmt_ip[${all_nodes[$index]}]=10.59.63.$((11 + index)); done
+# QSFP port -> its twins' netdevs, PCI domain 0 first (module_utils/_topology.py)
+port_twins=([0]="enp1s0f0np0 enP2p1s0f0np0" [1]="enp1s0f1np1 enP2p1s0f1np1")
+# every network either cabling can use -> subnet gateway extra-options (gateways at .254 so .1/.2 stay the nodes')
+fabric_opts="--internal -o mtu=9000"
 declare -A net_args=(
   [$prefix-mgmt]="--subnet 10.59.63.0/24 --gateway 10.59.63.1"
-  [$prefix-fab0]="--subnet 10.10.10.0/24 --gateway 10.10.10.254 --internal -o mtu=9000"
-  [$prefix-fab1]="--subnet 10.10.11.0/24 --gateway 10.10.11.254 --internal -o mtu=9000"
+  [$prefix-fab0]="--subnet 10.10.10.0/24 --gateway 10.10.10.254 $fabric_opts"
+  [$prefix-fab1]="--subnet 10.10.11.0/24 --gateway 10.10.11.254 $fabric_opts"
 )
+for link in 0 1 2 3; do  # ring link i, twin t: 10.10.(10 + 2i + t).0/24
+  for twin in 0 1; do
+    net_args[$prefix-link${link}t$twin]="--subnet 10.10.$((10 + 2 * link + twin)).0/24 --gateway 10.10.$((10 + 2 * link + twin)).254 $fabric_opts"
+  done
+done
+# the networks this lab's cabling uses
+lab_networks() {
+  local link twin
+  echo "$prefix-mgmt"
+  if [[ $topology == ring ]]; then
+    for ((link = 0; link < node_count; link++)); do for twin in 0 1; do echo "$prefix-link${link}t$twin"; done; done
+  else
+    printf '%s\n' "$prefix-fab0" "$prefix-fab1"
+  fi
+}
+# podman --network options cabling a node's fabric twins: node i is host i+1 of both switch subnets; in a ring it is
+# the port-1 end (.1) of link i and the port-0 end (.2) of link i-1
+fabric_network_opts() {
+  local index=$1 twin netdevs
+  if [[ $topology != ring ]]; then
+    read -ra netdevs <<<"${port_twins[1]}"
+    for twin in 0 1; do
+      echo "--network=$prefix-fab$twin:ip=10.10.1$twin.$((index + 1)),interface_name=${netdevs[twin]}"
+    done
+    return
+  fi
+  local -a ends=("1 $index 1" "0 $(((index - 1 + node_count) % node_count)) 2")
+  local end port link host
+  for end in "${ends[@]}"; do
+    read -r port link host <<<"$end"
+    read -ra netdevs <<<"${port_twins[$port]}"
+    for twin in 0 1; do
+      echo "--network=$prefix-link${link}t$twin:ip=10.10.$((10 + 2 * link + twin)).$host,interface_name=${netdevs[twin]}"
+    done
+  done
+}
 
 log() { printf '[lab] %s\n' "$*" >&2; }
 die() { printf '[lab] error: %s\n' "$*" >&2; exit 1; }
@@ -69,9 +113,32 @@ close_ssh_masters() {
   done
 }
 
+# Recabling (switch <-> ring): the other cabling's networks share its subnets, so they go first, and with them the
+# nodes still on them (start_node recreates this lab's nodes; their disks, the docker volumes, stay).
+retire_other_cabling() {
+  local net wanted node name
+  local -a retired=()
+  wanted=" $(lab_networks | tr '\n' ' ') "
+  for net in "${!net_args[@]}"; do
+    [[ $wanted != *" $net "* ]] && podman network exists "$net" && retired+=("$net")
+  done
+  [[ ${#retired[@]} -gt 0 ]] || return 0
+  for node in "${all_nodes[@]}"; do  # shut down together, as before moving the cables
+    name=$(container "$node")
+    podman container exists "$name" || continue
+    [[ " $(podman inspect -f '{{range $net, $unused := .NetworkSettings.Networks}}{{$net}} {{end}}' "$name") " == \
+       *" ${retired[0]} "* ]] && { podman rm -f -t 10 "$name" >/dev/null; log "$node removed for recabling"; } &
+  done
+  wait
+  for net in "${retired[@]}"; do
+    podman network rm -f "$net" >/dev/null
+    log "network $net removed (recabled as $topology)"
+  done
+}
+
 ensure_networks() {
   local net
-  for net in "${!net_args[@]}"; do
+  for net in $(lab_networks); do
     podman network exists "$net" && continue
     # shellcheck disable=SC2086  # the option string is ours, split on purpose
     podman network create ${net_args[$net]} "$net" >/dev/null
@@ -89,9 +156,16 @@ train_dir=${DGX_SPARK_LAB_CACHE:-$HOME/.cache/dgx-spark-lab}/train
 
 mount_source() { podman inspect -f "{{range .Mounts}}{{if eq .Destination \"$2\"}}{{.Source}}{{end}}{{end}}" "$1"; }
 
+# the networks a node is on: management and its fabric twins'
+node_networks() {
+  echo "$prefix-mgmt"
+  fabric_network_opts "$1" | sed 's/^--network=\([^:]*\):.*/\1/'
+}
+
 start_node() {
-  local node=$1 k8s=$2 name image owner
+  local node=$1 k8s=$2 name image owner index
   name=$(container "$node")
+  for index in "${!all_nodes[@]}"; do [[ ${all_nodes[$index]} == "$node" ]] && break; done
   if [[ "$(podman inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" == true ]]; then
     owner=$(mount_source "$name" /opt/dgx-spark-lab/bin)
     if ! podman exec "$name" true >/dev/null 2>&1; then
@@ -105,18 +179,22 @@ start_node() {
       log "$node mounts older Kubernetes parts; recreating it"
     elif [[ $(mount_source "$name" /opt/dgx-spark-lab/train) != "$train_dir" ]]; then
       log "$node does not mount the training environment; recreating it"
+    elif [[ $(podman inspect -f '{{range $net, $unused := .NetworkSettings.Networks}}{{println $net}}{{end}}' "$name" |
+              grep . | sort) != "$(node_networks "$index" | sort)" ]]; then
+      log "$node is cabled for another topology; recreating it"
     else
       return 0
     fi
   fi
   podman rm -f "$name" >/dev/null 2>&1 || true
   image=$("$here/build_node_image.sh")
+  local -a fabric_opts_node
+  mapfile -t fabric_opts_node < <(fabric_network_opts "$index")
   # ping_group_range as Ubuntu sets it: unprivileged ping (jumbo, don't fragment) works as on a Spark
   podman run -d --name "$name" --hostname "$node" --privileged --systemd=always \
     --label dgx-spark-lab=1 --sysctl net.ipv4.ping_group_range="0 2147483647" \
     --network "$prefix-mgmt:ip=${mgmt_ip[$node]}" \
-    --network "$prefix-fab0:ip=${fab0_ip[$node]},interface_name=enp1s0f1np1" \
-    --network "$prefix-fab1:ip=${fab1_ip[$node]},interface_name=enP2p1s0f1np1" \
+    "${fabric_opts_node[@]}" \
     -v "$prefix-$node-docker:/var/lib/docker" \
     -v "$here/doubles:/opt/dgx-spark-lab/bin:ro" \
     -v "$repo/tests/fixtures:/opt/dgx-spark-lab/fixtures:ro" \
@@ -239,11 +317,18 @@ cmd_up() {
   "$here/build_node_image.sh" >/dev/null
   k8s=$(k8s_parts)
   mkdir -p "$train_dir"
+  retire_other_cabling
   ensure_networks
   for node in "${nodes[@]}"; do start_node "$node" "$k8s"; done
-  for node in "${nodes[@]}"; do
-    install_doubles "$node"; install_power "$node"; wait_ready "$node"; ensure_smoke_image "$node"
+  # a node kept running across a recabling has a new peer behind an old address: its links went down and up on a
+  # real Spark, which forgets the neighbours; here the bridges stayed up
+  for node in "${nodes[@]}"; do podman exec "$(container "$node")" ip neigh flush all >/dev/null; done
+  local -a preparing=()
+  for node in "${nodes[@]}"; do  # the nodes boot together, each made ready on its own
+    (install_doubles "$node"; install_power "$node"; wait_ready "$node"; ensure_smoke_image "$node") &
+    preparing+=($!)
   done
+  for node in "${preparing[@]}"; do wait "$node" || die "a node did not come up (its error is above)"; done
   start_power
   ensure_artifact_server
   log "up in $((SECONDS - start)) s: ssh -i $ssh_key $(for node in "${nodes[@]}"; do printf 'spark@%s (%s) ' "${mgmt_ip[$node]}" "$node"; done)"
@@ -365,7 +450,7 @@ cmd_link_rate() {
   [[ $rate =~ ^[0-9]{1,6}$ ]] || die "link-rate needs Mbit/s as a number (0 removes the cap), got '$rate'"
   podman_env
   pid=$(podman inspect -f '{{.State.Pid}}' "$(container "$node")")
-  for dev in enp1s0f1np1 enP2p1s0f1np1; do
+  for dev in $(nsenter -t "$pid" -n ls /sys/class/net | grep -E '^en(p|P2p)1s0f[01]np[01]$'); do
     if [[ $rate == 0 ]]; then
       nsenter -t "$pid" -n tc qdisc del dev "$dev" root 2>/dev/null || true
     else

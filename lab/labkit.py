@@ -67,7 +67,8 @@ def playbook(name, *args, timeout=900, env=None):
 
 def node_inventory(path, count, topology="switch"):
     """inventory/lab.yml with the lab's first count nodes (LAB_NODES) and every fabric address derived from the
-    node order by dgx_spark.cluster.fabric_plan, none written by hand (docs/topologies.md)."""
+    node order by dgx_spark.cluster.fabric_plan, none written by hand (docs/topologies.md); a ring's inventory also
+    says fabric_topology, so the fabric role addresses port 0 and sets the routes."""
     derived = ("{{{{ (groups['sparks'] | dgx_spark.cluster.fabric_plan('%s')).interfaces[inventory_hostname][{0}]"
                ".address }}}}" % topology)
     inventory = yaml.safe_load((ROOT / "inventory" / "lab.yml").read_text())
@@ -79,6 +80,8 @@ def node_inventory(path, count, topology="switch"):
             host.pop("fabric_address", None)
             host.pop("fabric_twin_address", None)
     groups["vars"].update(fabric_address=derived.format(0), fabric_twin_address=derived.format(1))
+    if topology == "ring":
+        groups["vars"].update(fabric_topology=topology, fabric_nodes="{{ groups['sparks'] }}")
     path.write_text(yaml.safe_dump(inventory))
     return path
 

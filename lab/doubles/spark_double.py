@@ -374,11 +374,11 @@ def perftest(tool, args):
     if not link_up(netdev):
         die(" Port number 1 state is Down\n Couldn't set up %s: link of %s is down" % (device, netdev), 1)
     if server_ip is None:
-        return perftest_server(tool, opts, device, port)
+        return perftest_server(tool, opts, device, netdev, port)
     return perftest_client(tool, opts, device, netdev, server_ip, port)
 
 
-def perftest_server(tool, opts, device, port):
+def perftest_server(tool, opts, device, netdev, port):
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -388,8 +388,13 @@ def perftest_server(tool, opts, device, port):
     listener.listen(1)
     sys.stdout.write(fixture("perftest/ib_write_bw_server_waiting_dell_gb10_trevorsquillario.txt"))
     sys.stdout.flush()
-    conn = listener.accept()[0]
+    conn, peer = listener.accept()
     with conn:
+        # the client's queue pair reaches this device only from the twin's own subnet (a ring's links differ)
+        if not any(ipaddress.ip_address(peer[0]) in iface.network for iface in netdev_ipv4(netdev)):
+            conn.sendall(b"refused\n")
+            die(" Failed to exchange data between server and clients\n %s (%s) has no address on the subnet of the "
+                "client %s" % (device, netdev, peer[0]), 1)
         conn.sendall(b"%s %s\n" % (tool.encode(), device.encode()))
         request = conn.makefile().readline().split()
         if not request or request[0] != tool:

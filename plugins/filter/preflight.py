@@ -50,7 +50,9 @@ def link_problems(ip_json, names):
     for name in names or []:
         link = links.get(name)
         if link is None:
-            present = sorted(n for n in links if n and not n.startswith("veth"))  # not the containers' veths
+            # the NICs first (a host with containers has many bridges), never the containers' veths
+            present = sorted((n for n in links if n and not n.startswith("veth")),
+                             key=lambda n: (not n.startswith(("en", "eth", "ib")), n))
             problems.append("fabric interface %s does not exist (ip link show lists %s)" % (
                 name, ", ".join(present[:12] + (["..."] if len(present) > 12 else [])) or "no links"))
         elif "UP" not in link.get("flags", []):

@@ -136,8 +136,9 @@ def address_plan(current, wanted, owned, state, purge):
     return add, remove
 
 
-def render_netplan(interface, addresses, mtu):
-    """The module's own netplan file for one fabric interface (static, no DHCP, no link-local)."""
+def render_netplan(interface, addresses, mtu, routes=()):
+    """The module's own netplan file for one fabric interface (static, no DHCP, no link-local), with its host routes
+    ([{to, via}]) when any."""
     lines = [
         "# Managed by %s: fabric interface %s. Edits are overwritten; set the address with the module." % (
             MANAGED_BY, interface),
@@ -152,6 +153,10 @@ def render_netplan(interface, addresses, mtu):
     ]
     lines += ["        - %s" % address for address in addresses]
     lines.append("      mtu: %d" % mtu)
+    if routes:
+        lines.append("      routes:")
+        for route in routes:
+            lines += ["        - to: %s" % route["to"], "          via: %s" % route["via"]]
     return "\n".join(lines) + "\n"
 
 
@@ -165,6 +170,41 @@ def owned_addresses(netplan_text):
     return [m.group(1) for m in (_NETPLAN_ADDRESS.match(line) for line in netplan_text.splitlines()) if m]
 
 
+_NETPLAN_ROUTE = re.compile(r"^\s+-\s+to:\s+(\S+)\s*\n\s+via:\s+(\S+)\s*$", re.M)
+
+
+def owned_routes(netplan_text):
+    """Host routes ([{to, via}]) listed in a file this module wrote."""
+    if not netplan_text or MANAGED_BY not in netplan_text.splitlines()[0]:
+        return []
+    return [{"to": to, "via": via} for to, via in _NETPLAN_ROUTE.findall(netplan_text)]
+
+
+def parse_route(route):
+    """{to, via} -> the same with to as a network (a bare address is /32); raises ValueError naming the rule."""
+    if not isinstance(route, dict) or set(route) != set(["to", "via"]):
+        raise ValueError("a route is {to: address/prefix, via: address}, got %r" % (route,))
+    to = ipaddress.IPv4Network(route["to"], strict=True)
+    return {"to": str(to), "via": str(ipaddress.IPv4Address(route["via"]))}
+
+
+def ip_routes(ip_json_text):
+    """`ip -j -4 route show dev X` -> [{to, via}] of its routes through a gateway (a host route's dst has no /32)."""
+    found = []
+    for route in json.loads(ip_json_text or "[]"):
+        if route.get("gateway") and route.get("dst") not in (None, "default"):
+            found.append({"to": str(ipaddress.IPv4Network(route["dst"])), "via": route["gateway"]})
+    return found
+
+
+def route_plan(current, wanted, owned, state):
+    """Which routes ([{to, via}]) to add and delete: wanted ones missing; this module's earlier ones (owned) no longer
+    wanted, or all of them with state absent. Routes it did not add are left alone."""
+    if state == "absent":
+        return [], [r for r in current if r in owned or r in wanted]
+    return [r for r in wanted if r not in current], [r for r in current if r in owned and r not in wanted]
+
+
 def nm_device_managed(nmcli_terse_text, interface):
     """From `nmcli -t -f DEVICE,STATE device`: is the interface managed by NetworkManager?"""
     for line in (nmcli_terse_text or "").splitlines():
@@ -174,21 +214,42 @@ def nm_device_managed(nmcli_terse_text, interface):
     return False
 
 
-def nm_connection_argv(nmcli, action, name, interface, addresses, mtu):
+def nm_connection_argv(nmcli, action, name, interface, addresses, mtu, routes=()):
     """nmcli argv to add or modify the module's connection profile for the interface."""
-    settings = ["ipv4.method", "manual", "ipv4.addresses", ",".join(addresses), "ipv6.method", "disabled",
+    settings = ["ipv4.method", "manual", "ipv4.addresses", ",".join(addresses),
+                "ipv4.routes", ",".join("%s %s" % (r["to"], r["via"]) for r in routes), "ipv6.method", "disabled",
                 "802-3-ethernet.mtu", str(mtu), "connection.autoconnect", "yes"]
     if action == "add":
         return [nmcli, "connection", "add", "type", "ethernet", "ifname", interface, "con-name", name] + settings
     return [nmcli, "connection", "modify", name] + settings
 
 
+_IPV4 = re.compile(r"\d+\.\d+\.\d+\.\d+(?:/\d+)?")
+
+
+def nm_routes(value):
+    """An ipv4.routes value -> [{to, via}]: each destination (with a prefix) and the gateway after it, whether
+    nmcli prints "10.0.0.1/32 10.0.1.2" or "{ ip = 10.0.0.1/32, nh = 10.0.1.2 }"."""
+    routes = []
+    for token in _IPV4.findall(value or ""):
+        if "/" in token:
+            routes.append({"to": str(ipaddress.IPv4Network(token)), "via": None})
+        elif routes and routes[-1]["via"] is None:
+            routes[-1]["via"] = token
+    return [r for r in routes if r["via"]]
+
+
 def nm_profile(nmcli_terse_text):
-    """`nmcli -t -f ipv4.addresses,802-3-ethernet.mtu connection show NAME` -> {addresses, mtu}."""
+    """`nmcli -t -f ipv4.addresses,ipv4.routes,802-3-ethernet.mtu connection show NAME` -> {addresses, mtu}, and
+    routes when the profile has any."""
     values = {}
     for line in (nmcli_terse_text or "").splitlines():
         key, _sep, value = line.partition(":")
         values[key] = value
     addresses = [a.strip() for a in values.get("ipv4.addresses", "").split(",") if a.strip()]
     mtu = values.get("802-3-ethernet.mtu", "")
-    return {"addresses": addresses, "mtu": int(mtu) if mtu.isdigit() else None}
+    profile = {"addresses": addresses, "mtu": int(mtu) if mtu.isdigit() else None}
+    routes = nm_routes(values.get("ipv4.routes"))
+    if routes:
+        profile["routes"] = routes
+    return profile

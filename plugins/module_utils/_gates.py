@@ -23,8 +23,8 @@ check = _check  # the other gates (Kubernetes) build their checks with it
 def roce_node_checks(node, settings):
     """Per-twin checks on one node.
 
-    node: {host, twins: [{interface, rdma_dev, address}], ibdev2netdev, ibv_devinfo: {dev: text}, show_gids,
-    ethtool: {netdev: text}, links: {netdev: `ip -j link show` text}}.
+    node: {host, twins: [{netdev, rdma_device, address}] (as fabric_plan names a node's interfaces), ibdev2netdev,
+    ibv_devinfo: {dev: text}, show_gids, ethtool: {netdev: text}, links: {netdev: `ip -j link show` text}}.
     settings: {gid_index, expected_speed_mbps, expected_mtu, min_active_mtu}.
     """
     host = node["host"]
@@ -33,9 +33,9 @@ def roce_node_checks(node, settings):
     gids = parse.show_gids(node.get("show_gids", ""))
     checks = []
     for index, twin in enumerate(node["twins"]):
-        netdev, rdma_dev, address = twin["interface"], twin["rdma_dev"], address_ip(twin["address"])
+        netdev, rdma_dev, address = twin["netdev"], twin["rdma_device"], address_ip(twin["address"])
         link = by_netdev.get(netdev)
-        others_up = [l["netdev"] for l in links if l["up"] and l["netdev"] not in [t["interface"] for t in node["twins"]]]
+        others_up = [l["netdev"] for l in links if l["up"] and l["netdev"] not in [t["netdev"] for t in node["twins"]]]
         if link is None:
             cause = ("ibdev2netdev does not list %s: the mlx5 driver is not loaded or the interface name is wrong"
                      % netdev)

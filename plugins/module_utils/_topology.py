@@ -42,7 +42,8 @@ def plan(nodes, topology="direct", first_subnet=FIRST_SUBNET, overrides=None):
 
     nodes: host names in order (head first). overrides: {host: {netdev: "ip/prefix"}} replacing planned addresses.
     Returns {topology, links: [{name, subnets, ends}], interfaces: {host: [{netdev, rdma_device, port, twin, link,
-    address, subnet}]}, neighbours: {host: [hosts it shares a link with]}}. Raises ValueError naming what is wrong
+    address, subnet}] (port 1's twins first)}, neighbours: {host: [hosts it shares a link with]}, peers, routes,
+    forwarding (see _link_peers and _routes)}. Raises ValueError naming what is wrong
     with the topology, the node count or the first subnet.
     """
     if topology not in NODE_COUNTS:
@@ -67,9 +68,55 @@ def plan(nodes, topology="direct", first_subnet=FIRST_SUBNET, overrides=None):
                 address = overrides.get(node, {}).get(netdev) or planned
                 interfaces[node].append({"netdev": netdev, "rdma_device": rdma_device, "port": port, "twin": twin,
                                          "link": name, "address": address, "subnet": str(subnets[twin])})
+    for node in nodes:  # port 1's twins first: the inventory's fabric_address and fabric_twin_address
+        interfaces[node].sort(key=lambda interface: (-interface["port"], interface["twin"]))
     neighbours = dict((node, sorted(set(other for link in links if node in link["ends"] for other in link["ends"])
                                     - set([node]), key=list(nodes).index)) for node in nodes)
-    return {"topology": topology, "links": links, "interfaces": interfaces, "neighbours": neighbours}
+    routes, forwarding = _routes(list(nodes), interfaces, neighbours)
+    return {"topology": topology, "links": links, "interfaces": interfaces, "neighbours": neighbours,
+            "peers": _link_peers(interfaces), "routes": routes, "forwarding": forwarding}
+
+
+def _link_peers(interfaces):
+    """{host: [{host, twin, ip, local_interface}]}: the other ends of each of its links, twin by twin."""
+    return dict((node, [{"host": other, "twin": mine["twin"], "ip": theirs["address"].split("/")[0],
+                         "local_interface": mine["netdev"]}
+                        for mine in interfaces[node] for other in interfaces if other != node
+                        for theirs in interfaces[other] if (theirs["link"], theirs["twin"]) == (mine["link"], mine["twin"])])
+                for node in interfaces)
+
+
+def _on_link(interfaces, node, link, twin):
+    return [i for i in interfaces[node] if i["link"] == link and i["twin"] == twin][0]
+
+
+def _routes(nodes, interfaces, neighbours):
+    """Host routes that make every address of every node reachable from every other over the fabric.
+
+    A neighbour's addresses on links this node is not on go over the link the two share, to the neighbour's address
+    of the same twin there (the neighbour owns them: no forwarding). A node that shares no link (a ring of four's
+    opposite node) goes through the first node in the ring that neighbours both, the same one both ways, which
+    forwards on its interfaces of those links. Returns ({host: {netdev: [{to, via}]}}, {host: [netdevs forwarding]}).
+    """
+    routes = dict((node, {}) for node in nodes)
+    forwarding = dict((node, set()) for node in nodes)
+    for node in nodes:
+        my_links = set(i["link"] for i in interfaces[node])
+        for other in nodes:
+            if other == node:
+                continue
+            middle = other if other in neighbours[node] else [n for n in neighbours[node] if n in neighbours[other]][0]
+            link = [i["link"] for i in interfaces[middle] if i["link"] in my_links][0]
+            for target in interfaces[other]:
+                if target["link"] in my_links:
+                    continue
+                local = _on_link(interfaces, node, link, target["twin"])
+                routes[node].setdefault(local["netdev"], []).append({
+                    "to": target["address"].split("/")[0] + "/32",
+                    "via": _on_link(interfaces, middle, link, target["twin"])["address"].split("/")[0]})
+            if middle != other:
+                forwarding[middle].update(i["netdev"] for i in interfaces[middle])
+    return routes, dict((node, sorted(netdevs)) for node, netdevs in forwarding.items())
 
 
 def problems(fabric, mtus=None):
@@ -105,6 +152,26 @@ def problems(fabric, mtus=None):
                 link["name"], ", ".join("%s %s" % (node, (mtus or {}).get(node)) for node in link["ends"]),
                 "every node of a link needs the same"))
     return found
+
+
+def link_twins(fabric, host):
+    """{peer: [this host's interfaces on the link it shares with peer, twin 0 first]} for each neighbour: what a
+    link gate measures between the two (a ring's links are on either port)."""
+    mine = fabric["interfaces"][host]
+    return dict((peer, sorted([i for i in mine if i["link"] in set(t["link"] for t in fabric["interfaces"][peer])],
+                              key=lambda interface: interface["twin"]))
+                for peer in fabric["neighbours"][host])
+
+
+def link_pairs(fabric):
+    """Each link's two ends once ([earlier, later] in the node order), for a gate that measures every link: the
+    pairs of a ring (a ring of four's opposite nodes share none); every pair of a shared subnet."""
+    order = list(fabric["interfaces"])
+    pairs = []
+    for link in fabric["links"]:
+        ends = sorted(link["ends"], key=order.index)
+        pairs += [[a, b] for i, a in enumerate(ends) for b in ends[i + 1:] if [a, b] not in pairs]
+    return pairs
 
 
 def _disjoint_rounds(pairs):

@@ -20,7 +20,10 @@ description:
     MTU), validated with C(netplan generate) into a scratch root when netplan is installed; or, when NetworkManager
     manages the device, to a NetworkManager connection profile named C(dgx-spark-<interface>).
   - Addresses the module did not add (not in its own file) are left alone unless O(purge_other_addresses=true).
-    O(state=absent) removes only the module's own addresses and file; the MTU is left as it is.
+    O(state=absent) removes only the module's own addresses, routes and file; the MTU is left as it is.
+  - O(routes) are host routes through a neighbour on this interface's link (a ring's nodes reach each other's other
+    addresses this way, docs/topologies.md); set with C(ip route replace) and kept in the same file or profile. Routes
+    the module added earlier and no longer given are removed; routes it did not add are left alone.
   - Warns when another interface already holds an address in the same subnet (ConnectX twins must sit on different
     subnets, or RoCE and NCCL route both twins' traffic through one of them).
 author:
@@ -63,6 +66,22 @@ options:
     description:
       - The netplan file the module owns. Default C(/etc/netplan/40-dgx-spark-<interface>.yaml).
     type: path
+  routes:
+    description:
+      - Routes on this interface, each through a gateway on the interface's own subnet. The module's file or profile
+        keeps exactly these; an empty list removes the ones it added before.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      to:
+        description: The destination network, for example C(10.10.12.1/32).
+        type: str
+        required: true
+      via:
+        description: The gateway, an address of O(address)'s subnet, for example C(10.10.10.2).
+        type: str
+        required: true
   purge_other_addresses:
     description:
       - Also remove IPv4 addresses on the interface that the module did not add.
@@ -105,6 +124,14 @@ EXAMPLES = r"""
     address: 10.10.11.1/24
   become: true
 
+- name: Port 0 of a ring's head, with the routes to the next node's far addresses (docs/topologies.md)
+  dgx_spark.cluster.fabric_ip:
+    interface: enp1s0f0np0
+    address: 10.10.14.2/24
+    routes:
+      - {to: 10.10.12.2/32, via: 10.10.14.1}
+  become: true
+
 - name: Remove what the module added on a twin
   dgx_spark.cluster.fabric_ip:
     interface: enP2p1s0f1np1
@@ -144,6 +171,22 @@ removed:
   returned: always
   type: list
   elements: str
+routes:
+  description: The module's routes on the interface after the task (as they would be, in check mode).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"to": "10.10.12.2/32", "via": "10.10.14.1"}]
+routes_added:
+  description: Routes added.
+  returned: always
+  type: list
+  elements: dict
+routes_removed:
+  description: Routes removed.
+  returned: always
+  type: list
+  elements: dict
 mtu:
   description: The MTU after the task.
   returned: always
@@ -175,6 +218,7 @@ warnings:
   elements: str
 """
 
+import ipaddress
 import json
 import os
 import shutil
@@ -208,12 +252,27 @@ class FabricIP:
                                       "9000)" % params["mtu"])
         if params["twin"] not in (0, 1):
             self.module.fail_json(msg="twin must be 0 (first twin) or 1 (second twin), got %d" % params["twin"])
-        if params["address"] is not None:
+        if params["address"] is None:
+            return None
+        try:
+            return str(_fabric.parse_interface_address(params["address"]))
+        except ValueError as exc:
+            self.module.fail_json(msg="address %r: %s" % (params["address"], exc))
+
+    def wanted_routes(self, wanted):
+        """The routes asked for, normalised; each gateway must sit on the address's subnet (on the link)."""
+        routes = []
+        for route in self.params["routes"]:
             try:
-                return str(_fabric.parse_interface_address(params["address"]))
+                route = _fabric.parse_route(route)
             except ValueError as exc:
-                self.module.fail_json(msg="address %r: %s" % (params["address"], exc))
-        return None
+                self.module.fail_json(msg="route %r: %s" % (route, exc))
+            if wanted and ipaddress.IPv4Address(route["via"]) not in _fabric.parse_interface_address(wanted).network:
+                self.module.fail_json(msg="route to %s: the gateway %s is not on %s, this interface's subnet; a route "
+                                          "goes through a neighbour on the same link"
+                                          % (route["to"], route["via"], wanted))
+            routes.append(route)
+        return routes
 
     def detect(self):
         links, ibdev_note = [], None
@@ -318,26 +377,26 @@ class FabricIP:
         finally:
             shutil.rmtree(root, ignore_errors=True)
 
-    def networkmanager(self, nmcli, interface, addresses, mtu, present):
+    def networkmanager(self, nmcli, interface, addresses, mtu, routes, present):
         name = "dgx-spark-%s" % interface
-        show = [nmcli, "-t", "-f", "ipv4.addresses,802-3-ethernet.mtu", "connection", "show", name]
+        show = [nmcli, "-t", "-f", "ipv4.addresses,ipv4.routes,802-3-ethernet.mtu", "connection", "show", name]
         rc, out, _err = self.runner.run(show)
         exists = rc == 0
         before = _fabric.nm_profile(out) if exists else None
-        after = {"addresses": addresses, "mtu": mtu} if present else None
+        after = dict({"addresses": addresses, "mtu": mtu}, **({"routes": routes} if routes else {})) if present else None
         diff = {"before": "%s\n" % before if before else "", "after": "%s\n" % after if after else "",
                 "before_header": "NetworkManager connection %s" % name,
                 "after_header": "NetworkManager connection %s" % name}
         if before == after:
-            return False, diff
+            return False, diff, before
         if present:
             action = "modify" if exists else "add"
-            self.run_change(_fabric.nm_connection_argv(nmcli, action, name, interface, addresses, mtu),
+            self.run_change(_fabric.nm_connection_argv(nmcli, action, name, interface, addresses, mtu, routes),
                             "nmcli connection %s %s" % (action, name))
             self.run_change([nmcli, "connection", "up", name], "nmcli connection up %s" % name)
         else:
             self.run_change([nmcli, "connection", "delete", name], "nmcli connection delete %s" % name)
-        return True, diff
+        return True, diff, before
 
     def persist_method(self, interface):
         choice = self.params["persist"]
@@ -358,6 +417,7 @@ class FabricIP:
     def execute(self):
         params = self.params
         wanted = self.validate()
+        wanted_routes = self.wanted_routes(wanted)
         result = {"changed": False, "detected": params["interface"] is None}
         interface = params["interface"]
         if interface is None:
@@ -370,24 +430,34 @@ class FabricIP:
         method, nmcli = self.persist_method(interface)
         result["persist"] = method
         path = params["netplan_path"] or "/etc/netplan/40-dgx-spark-%s.yaml" % interface
-        owned = []
+        current_routes = _fabric.ip_routes(self.ip_json(["-4", "route", "show", "dev", interface],
+                                                        "listing the routes of %s" % interface))
+        owned, owned_routes = [], []
         if method == "netplan":
             result["netplan_path"] = path
             if os.path.exists(path):
                 with open(path) as handle:
-                    owned = _fabric.owned_addresses(handle.read())
+                    text = handle.read()
+                owned = _fabric.owned_addresses(text)
+                owned_routes = [_fabric.parse_route(route) for route in _fabric.owned_routes(text)]
         add, remove = _fabric.address_plan(current, wanted, owned, params["state"], params["purge_other_addresses"])
         if present:
             self.same_subnet_elsewhere(interface, wanted)
 
         persisted, diff = False, None
         if method == "netplan":
-            content = _fabric.render_netplan(interface, [wanted], params["mtu"]) if present else None
+            content = _fabric.render_netplan(interface, [wanted], params["mtu"], wanted_routes) if present else None
             persisted, diff = self.netplan(interface, path, content)
         elif method == "networkmanager":
-            persisted, diff = self.networkmanager(nmcli, interface, [wanted] if present else [], params["mtu"],
-                                                  present)
+            persisted, diff, profile = self.networkmanager(nmcli, interface, [wanted] if present else [],
+                                                           params["mtu"], wanted_routes, present)
+            owned_routes = (profile or {}).get("routes", [])
+        add_routes, remove_routes = _fabric.route_plan(current_routes, wanted_routes, owned_routes,
+                                                       params["state"])
 
+        for route in remove_routes:
+            self.run_change([self.ip, "route", "del", route["to"], "via", route["via"], "dev", interface],
+                            "removing the route to %s from %s" % (route["to"], interface))
         for address in remove:
             self.run_change([self.ip, "address", "del", address, "dev", interface],
                             "removing %s from %s" % (address, interface))
@@ -401,11 +471,17 @@ class FabricIP:
         for address in add:
             self.run_change([self.ip, "address", "add", address, "dev", interface],
                             "adding %s to %s" % (address, interface))
+        for route in add_routes:
+            self.run_change([self.ip, "route", "replace", route["to"], "via", route["via"], "dev", interface],
+                            "adding the route to %s via %s on %s" % (route["to"], route["via"], interface))
 
         result.update({
             "changed": bool(self.commands) or persisted,
             "addresses": [a for a in current if a not in remove] + add,
             "added": add, "removed": remove, "mtu": mtu_after, "mtu_before": link["mtu"],
+            "routes": [r for r in current_routes if r not in remove_routes and (r in wanted_routes or r in owned_routes)]
+            + add_routes,
+            "routes_added": add_routes, "routes_removed": remove_routes,
             "commands": self.commands,
         })
         if diff is not None and self.module._diff:
@@ -425,6 +501,8 @@ def main():
             twin=dict(type="int", default=0),
             persist=dict(type="str", choices=["auto", "netplan", "networkmanager", "none"], default="auto"),
             netplan_path=dict(type="path"),
+            routes=dict(type="list", elements="dict", default=[], options=dict(
+                to=dict(type="str", required=True), via=dict(type="str", required=True))),
             purge_other_addresses=dict(type="bool", default=False),
             sysfs_net_path=dict(type="path", default="/sys/class/net"),
         ),

@@ -74,3 +74,32 @@ def test_bad_address_fails_before_touching_the_node():
     rc, result = module(NODE, "fabric_ip", {"interface": TWIN, "address": "10.10.11.2"}, "--become")
     assert rc != 0 and result["failed"] is True and "prefix length" in result["msg"]
     assert "10.10.11.2/24" not in twin_state()[0]
+
+
+def routes_on_twin():
+    return ssh(NODE, "ip -4 route show dev %s" % TWIN).stdout
+
+
+def test_routes_are_set_persisted_moved_and_removed_leaving_others_alone():
+    ours = {"interface": TWIN, "address": ADDRESS, "routes": [{"to": "10.10.99.1/32", "via": "10.10.11.1"}]}
+    rc, result = module(NODE, "fabric_ip", ours, "--become", "--check", "--diff")
+    assert rc == 0 and result["changed"] and result["routes_added"] == ours["routes"], result
+    assert "to: 10.10.99.1/32" in result["diff"]["after"] and "10.10.99.1" not in routes_on_twin()
+    rc, result = module(NODE, "fabric_ip", ours, "--become")
+    assert rc == 0 and "10.10.99.1 via 10.10.11.1" in routes_on_twin(), result
+    persisted = ssh(NODE, "sudo cat %s" % NETPLAN).stdout
+    assert "- to: 10.10.99.1/32\n          via: 10.10.11.1" in persisted
+    assert ssh(NODE, "sudo netplan generate", check=False).returncode == 0
+    rc, again = module(NODE, "fabric_ip", ours, "--become")
+    assert rc == 0 and again["changed"] is False and again["commands"] == []
+    # through another neighbour: the old route goes, the new one comes; a route someone else set stays
+    ssh(NODE, "sudo ip route add 10.10.98.0/24 via 10.10.11.1 dev %s" % TWIN)
+    moved = dict(ours, routes=[{"to": "10.10.99.1/32", "via": "10.10.11.254"}])
+    rc, result = module(NODE, "fabric_ip", moved, "--become")
+    assert rc == 0 and result["routes_removed"] == ours["routes"] and result["routes_added"] == moved["routes"]
+    assert "10.10.99.1 via 10.10.11.254" in routes_on_twin() and "10.10.99.1 via 10.10.11.1 " not in routes_on_twin()
+    rc, result = module(NODE, "fabric_ip", dict(ours, routes=[]), "--become")
+    assert rc == 0 and result["routes_removed"] == moved["routes"], result
+    assert "10.10.99.1" not in routes_on_twin() and "10.10.98.0/24 via 10.10.11.1" in routes_on_twin()
+    assert "routes:" not in ssh(NODE, "sudo cat %s" % NETPLAN).stdout
+    ssh(NODE, "sudo ip route del 10.10.98.0/24 via 10.10.11.1 dev %s" % TWIN)

@@ -1,10 +1,12 @@
 """More than two Sparks: three lab nodes on the lab's fabric bridges (a switch, docs/topologies.md), their addresses
-derived from the node order by dgx_spark.cluster.fabric_plan in the inventory, as an owner of N Sparks writes it.
-Runs last but the teardown (which then takes the three nodes down)."""
+derived from the node order by dgx_spark.cluster.fabric_plan in the inventory, as an owner of N Sparks writes it;
+then the same three cabled as a ring (a bridge per twin of each link, both QSFP ports). Runs last but the teardown
+(which then takes the three nodes down)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 from labkit import (JSON_OUTPUT, NODES, REPORTS, image_relay, json_document, lab, node_inventory, playbook, recap,
@@ -45,15 +47,20 @@ def test_three_sparks_through_a_switch_take_their_planned_addresses_and_pass_jum
         assert "%s: 4 jumbo pings of 8972 bytes ok" % node in out.stdout
 
 
-@pytest.mark.lab_resize
-def test_the_roce_gate_measures_every_link_and_names_the_degraded_one(three_sparks, lab3_scenario):
+def roce_gate_with_lab3_at_100g(inventory, lab3_scenario):
+    """(output, report, {(node, node): matrix link}) of the RoCE gate, failed, with spark-lab3's links at 100G."""
     lab3_scenario("degraded_link")
-    out = playbook("roce_check.yml", "-i", str(three_sparks[0]))
+    out = playbook("roce_check.yml", "-i", str(inventory))
     assert out.returncode != 0 and "RoCE gate failed" in out.stdout
     report = json.loads((REPORTS / "roce_check.json").read_text())
+    return out, report, {tuple(link["nodes"]): link for link in report["matrix"]["links"]}
+
+
+@pytest.mark.lab_resize
+def test_the_roce_gate_measures_every_link_and_names_the_degraded_one(three_sparks, lab3_scenario):
+    out, report, links = roce_gate_with_lab3_at_100g(three_sparks[0], lab3_scenario)
     # every node with the head, then the other pair
     assert report["pairs"] == [["spark-2959", "spark-ba63"], ["spark-2959", "spark-lab3"], ["spark-ba63", "spark-lab3"]]
-    links = {tuple(link["nodes"]): link for link in report["matrix"]["links"]}
     assert {pair: link["verdict"] for pair, link in links.items()} == {
         ("spark-2959", "spark-ba63"): "pass", ("spark-2959", "spark-lab3"): "fail", ("spark-ba63", "spark-lab3"): "fail"}
     assert links[("spark-2959", "spark-ba63")]["both"] > 170
@@ -204,3 +211,139 @@ def test_a_launch_over_three_nodes_takes_the_image_to_the_workers_in_a_relay(thr
     assert [image_id(node) for node in WORKERS] == [relay_image] * 2
     for node in SPARKS:  # the failed start left nothing
         assert ssh(node, "docker ps -aq --filter label=dgx-spark.role=serving").stdout.strip() == "", node
+
+
+# Four nodes in a ring as fabric_plan('ring') plans it (docs/topologies.md): node -> netdev -> address. Node i's port 1
+# is cabled to node i+1's port 0; the head and spark-lab3, and spark-ba63 and spark-lab4, share no link.
+RING = {
+    "spark-2959": {"enp1s0f1np1": "10.10.10.1/24", "enP2p1s0f1np1": "10.10.11.1/24",
+                   "enp1s0f0np0": "10.10.16.2/24", "enP2p1s0f0np0": "10.10.17.2/24"},
+    "spark-ba63": {"enp1s0f1np1": "10.10.12.1/24", "enP2p1s0f1np1": "10.10.13.1/24",
+                   "enp1s0f0np0": "10.10.10.2/24", "enP2p1s0f0np0": "10.10.11.2/24"},
+    "spark-lab3": {"enp1s0f1np1": "10.10.14.1/24", "enP2p1s0f1np1": "10.10.15.1/24",
+                   "enp1s0f0np0": "10.10.12.2/24", "enP2p1s0f0np0": "10.10.13.2/24"},
+    "spark-lab4": {"enp1s0f1np1": "10.10.16.1/24", "enP2p1s0f1np1": "10.10.17.1/24",
+                   "enp1s0f0np0": "10.10.14.2/24", "enP2p1s0f0np0": "10.10.15.2/24"},
+}
+FORWARDING = "/etc/sysctl.d/60-dgx-spark-fabric.conf"
+
+
+def fabric_address(node):
+    return RING[node]["enp1s0f1np1"].split("/")[0]
+
+
+@pytest.fixture(scope="module")
+def four_in_a_ring(three_sparks, tmp_path_factory):
+    """The lab cabled again as a ring of four (lab.sh recreates the nodes on a network per twin of each link, their
+    disks kept), its inventory (fabric_topology ring, port-1 addresses from the plan), and fabric.yml's run on it."""
+    lab("up", env={"LAB_NODES": "4", "LAB_TOPOLOGY": "ring"})
+    inventory = node_inventory(tmp_path_factory.mktemp("ring") / "inventory.yml", 4, "ring")
+    return inventory, playbook("fabric.yml", "-i", str(inventory))
+
+
+@pytest.mark.lab_resize
+def test_a_ring_of_four_addresses_both_ports_and_every_node_reaches_every_other(four_in_a_ring):
+    first = four_in_a_ring[1]
+    assert first.returncode == 0, first.stdout[-4000:]
+    for node, twins in RING.items():
+        for netdev, address in twins.items():
+            assert address in ssh(node, "ip -4 -o addr show dev %s" % netdev).stdout, (node, netdev)
+            assert address in ssh(node, "sudo cat /etc/netplan/40-dgx-spark-%s.yaml" % netdev).stdout, (node, netdev)
+        # each neighbour on the twins of the link they share; the other nodes' addresses through the routes
+        assert "%s: 4 jumbo pings of 8972 bytes ok" % node in first.stdout
+        assert "%s: 6 addresses of the other nodes reached over the fabric" % node in first.stdout
+    # spark-lab4 reaches the head's port 1 (on its link to spark-ba63) over its own link to the head, persisted
+    assert "10.10.10.1 via 10.10.16.2 dev enp1s0f1np1" in ssh("spark-lab4", "ip route").stdout
+    persisted = ssh("spark-lab4", "sudo cat /etc/netplan/40-dgx-spark-enp1s0f1np1.yaml").stdout
+    assert "- to: 10.10.10.1/32\n          via: 10.10.16.2" in persisted
+    # the opposite nodes go through the first node that neighbours both, which forwards (and only it, and the head)
+    assert "10.10.14.1 via 10.10.10.2 dev enp1s0f1np1" in ssh("spark-2959", "ip route").stdout
+    for node in RING:
+        forwarding = ssh(node, "cat %s 2>/dev/null; true" % FORWARDING).stdout
+        assert ("net.ipv4.conf.enp1s0f0np0.forwarding=1" in forwarding) == (node in ("spark-2959", "spark-ba63")), node
+    # node-to-node SSH (mpirun, the copies) from every node to every other's fabric address
+    for node in RING:
+        for other in RING:
+            if other != node:
+                assert ssh(node, "ssh %s hostname" % fabric_address(other)).stdout.strip() == other, (node, other)
+
+
+@pytest.mark.lab_resize
+def test_without_its_route_or_the_middle_nodes_forwarding_the_far_node_is_cut_off_until_the_role_runs(four_in_a_ring):
+    ssh("spark-lab3", "sudo ip route del 10.10.10.1/32 via 10.10.12.1")
+    ssh("spark-ba63", "sudo sysctl -q -w net.ipv4.conf.enp1s0f0np0.forwarding=0")
+    # the lab gives no other way (the management LAN does not carry the fabric's subnets)
+    assert ssh("spark-lab3", "ping -c 1 -W 1 10.10.10.1", check=False).returncode != 0
+    assert ssh("spark-2959", "ping -c 1 -W 1 10.10.14.1", check=False).returncode != 0
+    out = playbook("fabric.yml", "-i", str(four_in_a_ring[0]))
+    assert out.returncode == 0, out.stdout[-4000:]
+    # the route and the forwarding put back; on the other two, a second run changes nothing
+    assert {node: counters["changed"] for node, counters in recap(out.stdout).items()} == {
+        "spark-2959": 0, "spark-ba63": 1, "spark-lab3": 1, "spark-lab4": 0}
+    assert ssh("spark-lab3", "ping -c 1 -W 1 10.10.10.1", check=False).returncode == 0
+    assert ssh("spark-2959", "ping -c 1 -W 1 10.10.14.1", check=False).returncode == 0
+
+
+@pytest.mark.lab_resize
+def test_a_cut_link_is_named_by_the_twin_and_neighbour_on_each_end(four_in_a_ring):
+    bridge = subprocess.run(["podman", "network", "inspect", "-f", "{{.NetworkInterface}}", "dgxspark-lab-link1t0"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(["ip", "link", "set", "dev", bridge, "down"], check=True)
+    try:
+        out = playbook("fabric.yml", "-i", str(four_in_a_ring[0]))
+    finally:
+        subprocess.run(["ip", "link", "set", "dev", bridge, "up"], check=True)
+    assert out.returncode != 0
+    # link1's twin 0 joins spark-ba63's port 1 and spark-lab3's port 0; its twin 1 and the other links still work
+    assert "spark-ba63: jumbo ping failed on twin 0 (enp1s0f1np1 -> spark-lab3 10.10.12.2)" in out.stdout
+    assert "spark-lab3: jumbo ping failed on twin 0 (enp1s0f0np0 -> spark-ba63 10.10.12.1)" in out.stdout
+    assert "spark-2959: 4 jumbo pings of 8972 bytes ok" in out.stdout
+
+
+@pytest.mark.lab_resize
+def test_the_roce_gate_measures_each_link_of_the_ring_on_the_twins_of_its_two_ports(four_in_a_ring, lab3_scenario):
+    unused_out, report, links = roce_gate_with_lab3_at_100g(four_in_a_ring[0], lab3_scenario)
+    # the ring's four links, two at a time (the opposite nodes share none)
+    assert report["pairs"] == [["spark-2959", "spark-ba63"], ["spark-lab3", "spark-lab4"],
+                               ["spark-ba63", "spark-lab3"], ["spark-2959", "spark-lab4"]]
+    assert {pair: link["verdict"] for pair, link in links.items()} == {
+        ("spark-2959", "spark-ba63"): "pass", ("spark-lab3", "spark-lab4"): "fail",
+        ("spark-ba63", "spark-lab3"): "fail", ("spark-2959", "spark-lab4"): "pass"}
+    assert links[("spark-2959", "spark-lab4")]["both"] > 170  # the head's port 0 against spark-lab4's port 1
+    # every node's four twins are checked: port 0's devices too
+    mapped = [check["value"] for check in report["checks"]
+              if check["node"] == "spark-lab3" and check["check"] == "rdma_map"]
+    assert mapped == ["rocep1s0f1 -> enp1s0f1np1 (Up)", "roceP2p1s0f1 -> enP2p1s0f1np1 (Up)",
+                      "rocep1s0f0 -> enp1s0f0np0 (Up)", "roceP2p1s0f0 -> enP2p1s0f0np0 (Up)"]
+    # a pair of opposite nodes is no link: refused before any host is contacted
+    refused = playbook("roce_check.yml", "-i", str(four_in_a_ring[0]), "-e",
+                       json.dumps({"roce_check_pairs": [["spark-2959", "spark-lab3"]]}))
+    assert refused.returncode != 0 and "in a ring a pair is two neighbours" in refused.stdout
+    assert "spark-2959 and spark-lab3 share none" in refused.stdout
+
+
+@pytest.mark.lab_resize
+def test_the_nccl_gate_runs_across_the_ring_and_per_link(four_in_a_ring):
+    out = playbook("nccl_test.yml", "-i", str(four_in_a_ring[0]), "-e", "nccl_test_per_pair=true")
+    assert out.returncode == 0, out.stdout[-4000:]
+    report = json.loads((REPORTS / "nccl_test.json").read_text())
+    assert report["hosts"] == list(RING)
+    # each link once, not the opposite nodes (their traffic would cross the middle node's kernel)
+    assert sorted(tuple(run["hosts"]) for run in report["pairs"]) == [
+        ("spark-2959", "spark-ba63"), ("spark-2959", "spark-lab4"), ("spark-ba63", "spark-lab3"),
+        ("spark-lab3", "spark-lab4")]
+
+
+@pytest.mark.lab_resize
+def test_a_training_job_runs_across_the_ring_each_rank_reaching_the_others_through_the_routes(four_in_a_ring):
+    """Real torchrun (Gloo) on the four nodes: every rank reaches the head's rendezvous at 10.10.10.1 and every other
+    rank's fabric address, over the link they share or, for the opposite node, through the middle one."""
+    lab("train")
+    job = json.dumps({"train_launch_jobs": {"tiny-regression": {
+        "venv": "/opt/dgx-spark-lab/train/venv", "args": ["--steps", "20", "--step-seconds", "0.1"]}}})
+    out = playbook("train.yml", "-i", str(four_in_a_ring[0]), "-e", "job=tiny-regression", "-e", job,
+                   "-e", "train_follow=true", "-e", "train_launch_follow_interval=1")
+    assert out.returncode == 0, out.stdout[-4000:]
+    assert "succeeded on spark-2959, spark-ba63, spark-lab3, spark-lab4" in out.stdout
+    for node in RING:
+        ssh(node, "sudo rm -rf /var/lib/dgx-spark/train", check=False)

@@ -9,17 +9,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 NODES = ["spark-2959", "spark-ba63", "spark-3", "spark-4"]
 
 
-def test_an_inventory_derives_each_hosts_addresses_from_its_place(tmp_path):
+@pytest.mark.parametrize("topology, addresses", [
+    ("switch", ["10.10.10.1/24", "10.10.10.2/24", "10.10.10.3/24", "10.10.10.4/24"]),
+    # a ring: each node's port 1, on the link to the next node, whose port 0 is .2 of it
+    ("ring", ["10.10.10.1/24", "10.10.12.1/24", "10.10.14.1/24", "10.10.16.1/24"])])
+def test_an_inventory_derives_each_hosts_addresses_from_its_place(tmp_path, topology, addresses):
     inventory = tmp_path / "inventory"
     (inventory / "group_vars").mkdir(parents=True)
     (inventory / "hosts.yml").write_text(json.dumps({"sparks": {"hosts": dict((n, {}) for n in NODES)}}))
     (inventory / "group_vars" / "sparks.yml").write_text(
-        "fabric_address: \"{{ (groups['sparks'] | dgx_spark.cluster.fabric_plan('switch'))"
-        ".interfaces[inventory_hostname][0].address }}\"\n")
+        "fabric_address: \"{{ (groups['sparks'] | dgx_spark.cluster.fabric_plan('%s'))"
+        ".interfaces[inventory_hostname][0].address }}\"\n" % topology)
     out = subprocess.run([str(Path(sys.executable).parent / "ansible"), "sparks", "-i", str(inventory), "-c", "local",
                           "-m", "ansible.builtin.debug", "-a", "var=fabric_address"],
                          capture_output=True, text=True, check=False, timeout=120,
@@ -29,8 +35,7 @@ def test_an_inventory_derives_each_hosts_addresses_from_its_place(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     document = json.JSONDecoder().raw_decode(out.stdout[out.stdout.index("{"):])[0]  # after profile_tasks' line
     results = document["plays"][0]["tasks"][0]["hosts"]
-    assert dict((node, r["fabric_address"]) for node, r in results.items()) == dict(
-        (node, "10.10.10.%d/24" % (index + 1)) for index, node in enumerate(NODES))
+    assert dict((node, r["fabric_address"]) for node, r in results.items()) == dict(zip(NODES, addresses))
 
 
 def test_command_output_gives_a_parser_real_lines_inside_a_yaml_block_scalar(tmp_path):

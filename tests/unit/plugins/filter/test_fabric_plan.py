@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 
 import pytest
@@ -50,6 +51,8 @@ def test_a_ring_of_three_gives_each_link_its_own_two_subnets_and_uses_both_ports
         ("enp1s0f1np1", "10.10.10.1/24"), ("enP2p1s0f1np1", "10.10.11.1/24"),   # port 1 to spark-ba63
         ("enp1s0f0np0", "10.10.14.2/24"), ("enP2p1s0f0np0", "10.10.15.2/24")]   # port 0 from spark-3
     assert all(sorted(neighbours) == sorted(set(nodes) - {node}) for node, neighbours in plan["neighbours"].items())
+    # port 1's twins first on every node: what an inventory's fabric_address and fabric_twin_address take
+    assert addresses(plan)["spark-3"][:2] == [("enp1s0f1np1", "10.10.14.1/24"), ("enP2p1s0f1np1", "10.10.15.1/24")]
     assert fabric_plan_problems(plan) == []
 
 
@@ -59,6 +62,69 @@ def test_in_a_ring_of_four_the_opposite_nodes_share_no_link():
     assert plan["neighbours"]["spark-2959"] == ["spark-ba63", "spark-4"]
     assert plan["neighbours"]["spark-3"] == ["spark-ba63", "spark-4"]
     assert len({i["subnet"] for node in nodes for i in plan["interfaces"][node]}) == 8
+
+
+def deliver(plan, source, address, hops=4):
+    """Follow the plan's routing from source to address as a kernel would (connected subnets, then the host routes;
+    a node forwards only on the interfaces the plan lets it): the nodes passed through, or None when it is dropped."""
+    path = [source]
+    node, came_in = source, None
+    for unused_hop in range(hops):
+        mine = dict((i["address"].split("/")[0], i["netdev"]) for i in plan["interfaces"][node])
+        if address in mine:
+            return path
+        if came_in is not None and came_in not in plan["forwarding"][node]:
+            return None
+        route = [dict(r, netdev=netdev) for netdev, routes in plan["routes"][node].items() for r in routes
+                 if r["to"] == address + "/32"]
+        connected = [i for i in plan["interfaces"][node]
+                     if ipaddress.IPv4Address(address) in ipaddress.IPv4Network(i["subnet"])]
+        if connected:
+            gateway, netdev = address, connected[0]["netdev"]
+        elif route:
+            gateway, netdev = route[0]["via"], route[0]["netdev"]
+        else:
+            return None
+        subnet = [i["subnet"] for i in plan["interfaces"][node] if i["netdev"] == netdev][0]
+        assert ipaddress.IPv4Address(gateway) in ipaddress.IPv4Network(subnet), "gateway off its link"
+        nxt = [(other, i["netdev"]) for other in plan["interfaces"] for i in plan["interfaces"][other]
+               if i["address"].split("/")[0] == gateway]
+        if not nxt:
+            return None
+        node, came_in = nxt[0]
+        path.append(node)
+    return None
+
+
+@pytest.mark.parametrize("count", [3, 4])
+def test_a_ring_routes_every_address_of_every_node_from_every_other(count):
+    nodes = PAIR + ["spark-%d" % i for i in range(3, count + 1)]
+    plan = fabric_plan(nodes, "ring")
+    for source, target in itertools.permutations(nodes, 2):
+        for interface in plan["interfaces"][target]:
+            path = deliver(plan, source, interface["address"].split("/")[0])
+            assert path is not None and path[-1] == target, (source, interface)
+            # a neighbour is reached in one hop on the link both share; a ring of four's opposite node in two
+            assert len(path) == (2 if target in plan["neighbours"][source] else 3), path
+    if count == 3:
+        assert all(not netdevs for netdevs in plan["forwarding"].values())
+        assert all(sum(map(len, routes.values())) == 4 for routes in plan["routes"].values())
+        # each node pings both others on each twin of the link it shares with them
+        assert [(p["local_interface"], p["host"], p["ip"]) for p in plan["peers"]["spark-2959"]] == [
+            ("enp1s0f1np1", "spark-ba63", "10.10.10.2"), ("enP2p1s0f1np1", "spark-ba63", "10.10.11.2"),
+            ("enp1s0f0np0", "spark-3", "10.10.14.1"), ("enP2p1s0f0np0", "spark-3", "10.10.15.1")]
+    else:
+        # the same middle node both ways: the head for spark-ba63 <-> spark-4, spark-ba63 for the head <-> spark-3
+        assert [node for node in nodes if plan["forwarding"][node]] == ["spark-2959", "spark-ba63"]
+        assert deliver(plan, "spark-3", "10.10.10.1")[1] == deliver(plan, "spark-2959", "10.10.12.2")[1]
+
+
+@pytest.mark.parametrize("topology, count", [("direct", 2), ("switch", 8)])
+def test_a_shared_subnet_needs_no_route(topology, count):
+    plan = fabric_plan(EIGHT[:count], topology)
+    assert all(not routes for routes in plan["routes"].values())
+    assert all(not netdevs for netdevs in plan["forwarding"].values())
+    assert len(plan["peers"][EIGHT[0]]) == 2 * (count - 1)
 
 
 @pytest.mark.parametrize("nodes, topology, message", [

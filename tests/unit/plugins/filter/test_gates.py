@@ -27,8 +27,8 @@ def node(ibdev_fixture="rdma/ibdev2netdev_spark_eugr_networking.txt", active_mtu
     speed = fixture_body(speed_fixture).split("\n\n")[0]
     return {
         "host": "spark-2959",
-        "twins": [{"interface": "enp1s0f1np1", "rdma_dev": "rocep1s0f1", "address": "192.168.100.10/24"},
-                  {"interface": "enP2p1s0f1np1", "rdma_dev": "roceP2p1s0f1", "address": "192.168.100.14/24"}],
+        "twins": [{"netdev": "enp1s0f1np1", "rdma_device": "rocep1s0f1", "address": "192.168.100.10/24"},
+                  {"netdev": "enP2p1s0f1np1", "rdma_device": "roceP2p1s0f1", "address": "192.168.100.14/24"}],
         "ibdev2netdev": fixture_body(ibdev_fixture),
         "ibv_devinfo": {"rocep1s0f1": devinfo(active_mtu), "roceP2p1s0f1": devinfo(active_mtu)},
         "show_gids": gids if gids is not None else fixture_body("rdma/show_gids_gb10_sean.txt").replace(

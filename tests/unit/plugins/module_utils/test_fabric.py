@@ -157,3 +157,50 @@ def test_networkmanager_helpers():
     assert argv[argv.index("802-3-ethernet.mtu") + 1] == "9000"
     profile = _fabric.nm_profile("ipv4.addresses:10.10.10.1/24\n802-3-ethernet.mtu:9000\n")
     assert profile == {"addresses": ["10.10.10.1/24"], "mtu": 9000}
+
+
+def test_routes_in_the_netplan_file_are_read_back_as_the_modules_own():
+    routes = [{"to": "10.10.12.2/32", "via": "10.10.14.1"}, {"to": "10.10.13.2/32", "via": "10.10.14.1"}]
+    text = _fabric.render_netplan("enp1s0f0np0", ["10.10.14.2/24"], 9000, routes)
+    import yaml
+    assert yaml.safe_load(text)["network"]["ethernets"]["enp1s0f0np0"]["routes"] == routes
+    assert _fabric.owned_routes(text) == routes
+    assert _fabric.owned_addresses(text) == ["10.10.14.2/24"]
+    assert _fabric.owned_routes(text.replace(_fabric.MANAGED_BY, "someone else")) == []
+
+
+def test_ip_route_json_keeps_routes_through_a_gateway():
+    shown = ('[{"dst":"10.10.14.0/24","protocol":"kernel","scope":"link","prefsrc":"10.10.14.2","flags":[]},'
+             '{"dst":"10.10.12.2","gateway":"10.10.14.1","flags":[]},{"dst":"default","gateway":"10.59.63.1"}]')
+    assert _fabric.ip_routes(shown) == [{"to": "10.10.12.2/32", "via": "10.10.14.1"}]
+
+
+@pytest.mark.parametrize("current, owned, state, expected", [
+    ([], [], "present", ([{"to": "10.0.0.1/32", "via": "10.1.0.2"}], [])),
+    ([{"to": "10.0.0.1/32", "via": "10.1.0.2"}], [], "present", ([], [])),
+    # ours changed gateway: the old one goes; someone else's stays
+    ([{"to": "10.0.0.1/32", "via": "10.1.0.9"}, {"to": "10.9.0.0/16", "via": "10.1.0.7"}],
+     [{"to": "10.0.0.1/32", "via": "10.1.0.9"}], "present",
+     ([{"to": "10.0.0.1/32", "via": "10.1.0.2"}], [{"to": "10.0.0.1/32", "via": "10.1.0.9"}])),
+    ([{"to": "10.0.0.1/32", "via": "10.1.0.2"}, {"to": "10.9.0.0/16", "via": "10.1.0.7"}],
+     [{"to": "10.0.0.1/32", "via": "10.1.0.2"}], "absent", ([], [{"to": "10.0.0.1/32", "via": "10.1.0.2"}])),
+])
+def test_route_plan(current, owned, state, expected):
+    wanted = [{"to": "10.0.0.1/32", "via": "10.1.0.2"}] if state == "present" else []
+    assert _fabric.route_plan(current, wanted, owned, state) == expected
+
+
+@pytest.mark.parametrize("value", ["10.0.0.1/32 10.1.0.2, 10.0.0.3/32 10.1.0.2",
+                                   "{ ip = 10.0.0.1/32, nh = 10.1.0.2 }; { ip = 10.0.0.3/32, nh = 10.1.0.2 }"])
+def test_networkmanager_routes_in_either_notation(value):
+    profile = _fabric.nm_profile("ipv4.addresses:10.1.0.1/24\nipv4.routes:%s\n802-3-ethernet.mtu:9000\n" % value)
+    assert profile["routes"] == [{"to": "10.0.0.1/32", "via": "10.1.0.2"}, {"to": "10.0.0.3/32", "via": "10.1.0.2"}]
+    argv = _fabric.nm_connection_argv("nmcli", "modify", "p", "x", ["10.1.0.1/24"], 9000, profile["routes"])
+    assert argv[argv.index("ipv4.routes") + 1] == "10.0.0.1/32 10.1.0.2,10.0.0.3/32 10.1.0.2"
+
+
+@pytest.mark.parametrize("route", [{"to": "10.0.0.1/24", "via": "10.1.0.2"}, {"to": "10.0.0.1/32"},
+                                   {"to": "10.0.0.1/32", "via": "10.1.0.2; reboot"}])
+def test_a_route_that_is_not_one_is_refused(route):
+    with pytest.raises(ValueError):
+        _fabric.parse_route(route)

@@ -13,6 +13,10 @@ from ansible_collections.dgx_spark.cluster.plugins.modules import fabric_ip
     ({"interface": "enp1s0f1np1", "address": "10.10.10.1/24", "mtu": 65000}, "outside 68..9216"),
     ({"address": "10.10.10.1/24", "twin": 2}, "twin must be 0"),
     ({"interface": "enp1s0f1np1"}, "address"),
+    ({"interface": "enp1s0f0np0", "address": "10.10.14.2/24", "routes": [{"to": "10.10.12.2/32", "via": "10.10.12.1"}]},
+     "not on 10.10.14.2/24"),
+    ({"interface": "enp1s0f0np0", "address": "10.10.14.2/24", "routes": [{"to": "10.10.12.2/20", "via": "10.10.14.1"}]},
+     "route"),
 ])
 def test_bad_input_fails_before_any_command(module_runner, fake_tool, args, message):
     ip = fake_tool("ip", output="[]")
