@@ -120,8 +120,9 @@ def transfers_alone(entry):
             raise RuntimeError("the image copy failed: %s" % result.get("msg"))
     image = time.monotonic() - start
     start = time.monotonic()
-    for address in ADDRESSES[1:]:
-        rc, result = module(HOSTS[0], "weight_sync", {"path": entry["local_path"], "dest_host": address}, timeout=1800)
+    for host in HOSTS[1:]:
+        rc, result = module(host, "weight_sync", {"path": entry["local_path"], "source_host": ADDRESSES[0]},
+                            timeout=1800)
         if rc != 0:
             raise RuntimeError("the weight sync failed: %s" % result.get("msg"))
     return image, time.monotonic() - start

@@ -450,7 +450,9 @@ cmd_link_rate() {
   [[ $rate =~ ^[0-9]{1,6}$ ]] || die "link-rate needs Mbit/s as a number (0 removes the cap), got '$rate'"
   podman_env
   pid=$(podman inspect -f '{{.State.Pid}}' "$(container "$node")")
-  for dev in $(nsenter -t "$pid" -n ls /sys/class/net | grep -E '^en(p|P2p)1s0f[01]np[01]$'); do
+  # the node's own links (its network namespace; /sys/class/net would be the host's, the mount namespace is not entered)
+  for dev in $(nsenter -t "$pid" -n ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); print $2}' \
+                 | grep -E '^en(p|P2p)1s0f[01]np[01]$'); do
     if [[ $rate == 0 ]]; then
       nsenter -t "$pid" -n tc qdisc del dev "$dev" root 2>/dev/null || true
     else

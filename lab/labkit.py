@@ -86,16 +86,19 @@ def node_inventory(path, count, topology="switch"):
     return path
 
 
-def image_relay(inventory, image, chain, *args, timeout=1800):
-    """(rc, {node: the copy's result}, wall seconds) of lab/plays/image_relay.yml: image from the head to chain's
-    nodes at once, in a relay unless args say relay=false."""
+def relay(inventory, chain, *args, image=None, path=None, timeout=1800):
+    """(rc, {node: the copy's result}, wall seconds) of lab/plays/relay.yml: an image, or the model directory at path,
+    from the head to chain's nodes at once, in a relay unless args say relay=false."""
+    what = {"image": image} if image else {"path": path}
     start = time.monotonic()
-    out = subprocess.run([str(VENV_BIN / "ansible-playbook"), str(ROOT / "lab" / "plays" / "image_relay.yml"),
-                          "-i", str(inventory), "-e", json.dumps({"image": image, "chain": list(chain)})] + list(args),
+    out = subprocess.run([str(VENV_BIN / "ansible-playbook"), str(ROOT / "lab" / "plays" / "relay.yml"),
+                          "-i", str(inventory), "-e", json.dumps(dict(what, chain=list(chain)))] + list(args),
                          cwd=str(ROOT), capture_output=True, text=True, timeout=timeout, check=False,
                          env=ansible_env(ANSIBLE_FORKS=str(max(5, len(chain))), **JSON_OUTPUT))
     wall = time.monotonic() - start
-    return out.returncode, json_document(out.stdout)["plays"][0]["tasks"][-1]["hosts"], wall
+    task = "Copy the image" if image else "Copy the weights"
+    copies = [entry for entry in json_document(out.stdout)["plays"][0]["tasks"] if entry["task"]["name"] == task]
+    return out.returncode, copies[0]["hosts"], wall
 
 
 def _runner_run(private_dir, **kwargs):

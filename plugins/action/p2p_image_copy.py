@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._image_stream import COPY_TIMEOUT
 from ansible_collections.dgx_spark.cluster.plugins.plugin_utils._progress_action import ProgressAction, amount_line
 
@@ -14,10 +13,6 @@ class ActionModule(ProgressAction):
     """An image already there answers from the comparison; a copy prints '<host>: <image> <amount>' lines."""
 
     DEFAULT_TIMEOUT = COPY_TIMEOUT
-
-    def speaks_when_idle(self, args):
-        # the next node of a relay waits for this one's word: held (it reads this node's docker) or failed
-        return boolean(args.get("relay_to_next", False), strict=False)
 
     def progress_line(self, host, args, report):
         return "%s: %s %s" % (host, args.get("image"), amount_line(report))

@@ -10,12 +10,17 @@ from ansible_collections.dgx_spark.cluster.plugins.plugin_utils._progress_action
 
 
 class ActionModule(ProgressAction):
-    """rsync's dry run decides (with nothing to send, that run has checked every file on the destination); a sync
-    prints '<host>: weights <repo or path> -> <dest> <amount>' lines."""
+    """The check-mode run decides (rsync's dry run, or in a relay whether every file is here; with nothing to send,
+    that run has checked every file on the destination); a copy prints '<host>: weights <repo or path> <- <source>
+    <amount>' lines."""
 
     DEFAULT_TIMEOUT = SYNC_TIMEOUT
 
     def progress_line(self, host, args, report):
         expected = (self._probe or {}).get("file_bytes")  # what rsync's dry run said it would send
-        return "%s: weights %s -> %s %s" % (host, args.get("hf_repo") or args.get("path"), args.get("dest_host"),
-                                            amount_line(dict(report, expected=expected)))
+        if args.get("dest_host"):  # the deprecated push, from this node
+            route = "-> %s" % args["dest_host"]
+        else:
+            route = "<- %s" % (args.get("relay_from") or args.get("source_host"))
+        return "%s: weights %s %s %s" % (host, args.get("hf_repo") or args.get("path"), route,
+                                         amount_line(dict(report, expected=expected)))

@@ -4,7 +4,7 @@
 """Where a catalog model runs: how many Sparks, split how (tensor x pipeline parallel), from the nodes' memory.
 
 A GB10 has one GPU, so a placement of tp x pp ranks takes tp x pp nodes, rank r on the r-th node in the play's
-order (the head first). The memory estimate, per node, in GiB:
+order (the head first); in a ring, every other pipeline stage's ranks run backwards along it (rank_nodes). The memory estimate, per node, in GiB:
   weights  = params_b * 1e9 * bytes_per_param(dtype or quantization) / 2**30 / (tp * pp)
   kv       = kv_cache_gib (entry, else the default) / (tp * pp)
   overhead = overhead_gib (entry, else the default): CUDA context, activations, the engine's own buffers
@@ -53,11 +53,24 @@ def _describe(tp, pp):
     return "tp=%d" % tp if pp == 1 else "tp=%d x pp=%d" % (tp, pp)
 
 
-def plan(entry, nodes, defaults=None):
+def rank_nodes(nodes, tp, pp, topology="direct"):
+    """The nodes of ranks 0 .. tp*pp-1: the first tp*pp in order. In a ring (the nodes in ring order) every odd
+    pipeline stage's tensor group runs backwards, so that each stage's i-th rank is the ring neighbour of the stage
+    before's i-th rank: a ring of four at tp 2 x pp 2 is n0 n1 | n3 n2, where n0 n1 | n2 n3 would send n0's
+    activations to n2, the node it shares no link with (through a forwarding node)."""
+    chosen = list(nodes[:tp * pp])
+    if topology != "ring":
+        return chosen
+    stages = [chosen[stage * tp:(stage + 1) * tp] for stage in range(pp)]
+    return [node for stage, group in enumerate(stages) for node in (group[::-1] if stage % 2 else group)]
+
+
+def plan(entry, nodes, defaults=None, topology="direct"):
     """Where the model runs.
 
     nodes: [{host, total_mib, available_mib}] in order (head first), from gpu_vram_facts.
     defaults: {memory_fraction, kv_cache_gib, overhead_gib}.
+    topology: the fabric's (direct, switch or ring: rank_nodes).
     Returns {fits, mode (solo|tp|pp|tp_pp), tp, pp, ranks, hosts, weights_gib, per_node: [...], reason}.
     """
     defaults = dict({"memory_fraction": 0.85, "kv_cache_gib": 8.0, "overhead_gib": 6.0}, **(defaults or {}))
@@ -71,7 +84,7 @@ def plan(entry, nodes, defaults=None):
         ranks = tp * pp
         need = (weights + kv) / ranks + overhead
         per_node = []
-        for node in nodes[:ranks]:
+        for node in rank_nodes(nodes, tp, pp, topology):
             budget = (node.get("total_mib") or 0) / MIB_PER_GIB * defaults["memory_fraction"]
             per_node.append({"host": node["host"], "need_gib": round(need, 1), "budget_gib": round(budget, 1),
                              "available_gib": round((node.get("available_mib") or 0) / MIB_PER_GIB, 1),

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, dgx_spark.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The image stream of p2p_image_copy: framed TCP between two nodes, authenticated end to end.
+"""The stream of p2p_image_copy (an image) and of weight_sync's relay (files): framed TCP between two nodes,
+authenticated end to end.
 
 Two programs, each a separate process: the receiver (run by the module on the destination with run_command, its
 program on stdin) listens first, then starts the sender on the source over SSH (program and one-time token on SSH's
@@ -14,6 +15,8 @@ anyone without the token never loads. The receiver also reads the archive's mani
 with the token (a port scan) is dropped and the receiver keeps listening for its sender until the timeout.
 Layers the destination already holds can be left out of the stream (without_layers): docker's load skips reading
 a layer file whose chain it holds, so those bytes never cross the wire.
+Files (weight_sync) travel the same way as a tar archive (_files_source: `tar -c` of the listed paths) into the
+receiver's loader, `tar -x` into a staging directory that the module moves into place once the stream is whole.
 A program is _progress_file's text, this file's text and one call (own_source, program): both import only the
 standard library on a node, and carry no __future__ import, so their texts can follow each other.
 """
@@ -835,6 +838,34 @@ def _docker_source(params):
     return "docker save", save_archive(save.stdout, skip, layers), save_error, save
 
 
+def _feed(pipe, data):
+    with pipe:
+        try:
+            pipe.write(data)
+        except BrokenPipeError:
+            pass  # the reader exited: its status says why
+
+
+def _files_source(params):
+    """(export, write_archive, source_error, tar process): params["files"] ({root, paths}: paths relative to root)
+    as one tar stream read from this node's disk, links kept as links."""
+    files = params["files"]
+    tar = _start([params["tar"], "-c", "-f", "-", "-C", files["root"], "--no-recursion", "--null", "-T", "-"],
+                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    names = b"".join(path.encode("utf-8") + b"\0" for path in files["paths"])
+    feeder = threading.Thread(target=_feed, args=(tar.stdin, names))  # tar writes while it still reads names
+    feeder.daemon = True
+    feeder.start()
+
+    def tar_error():
+        err = tar.stderr.read()
+        if tar.wait() != 0:
+            return "tar of %d path(s) under %s failed (rc=%d): %s" % (
+                len(files["paths"]), files["root"], tar.returncode, _tail(err))
+        return None
+    return "files", save_archive(tar.stdout), tar_error, tar
+
+
 def sender_main(params):
     start = time.monotonic()
     relay, save = params.get("relay"), None
@@ -850,7 +881,8 @@ def sender_main(params):
                 export, write_archive, save_error = "relay", relay_archive(spool, paths, relay["stall"]), None
             else:
                 stage = "sender"
-                export, write_archive, save_error, save = _docker_source(params)
+                export, write_archive, save_error, save = (_files_source if params.get("files")
+                                                           else _docker_source)(params)
             total, digest, report = send_stream(conn, token, write_archive, save_error, hello=False)
             conn.shutdown(socket.SHUT_WR)
             conn.recv(1)  # the receiver closes once it has verified the trailer
@@ -866,7 +898,8 @@ def sender_main(params):
 
 
 def receiver_main(params):
-    token = os.urandom(TOKEN_BYTES)
+    """params["load"]: {argv, name, image}: the loader fed the stream (image: docker load, its archive watched)."""
+    token, load = os.urandom(TOKEN_BYTES), params["load"]
     address = params["listen_address"]
     listener = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -886,31 +919,32 @@ def receiver_main(params):
         pass  # the sender exited at once: accept_sender says so, with what it printed
     loader, start = None, time.monotonic()
     try:
-        # docker load starts while the sender does (it is killed unloaded if no good stream comes)
-        loader = _start([params["docker"], "load"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE)
+        # the loader (docker load, or tar -x into a staging directory) starts while the sender does; it is killed
+        # unfinished if no good stream comes
+        loader = _start(load["argv"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         _widen_pipe(loader.stdin)
         conn, refused = accept_sender(listener, token, min(params["timeout"], 60), sender, "%s:%d" % (address, port))
         conn.settimeout(min(params["timeout"], 300))
-        watch = ArchiveWatch(loader.stdin)
+        watch = ArchiveWatch(loader.stdin) if load["image"] else loader.stdin
         with conn:  # closed once the trailer is verified: the sender ends while docker load registers the layers
             total, digest = receive_stream(conn, token, _Tee(spool, watch) if spool else watch,
                                            _progress_writer(params.get("progress_file"), params.get("expected"), start))
         # docker load commits nothing before the archive's end: a wrong archive is refused before it gets there
-        wrong = watch.tag_problem(params["sender"].get("repo_tags") or [])
+        wrong = load["image"] and watch.tag_problem(params["sender"].get("repo_tags") or [])
         if wrong:
             raise StreamError(wrong)
         if spool:
             spool.finish(total)  # whole and authenticated: the next node need not wait for this node's docker load
         load_out, load_err = loader.communicate(timeout=params["timeout"])  # closes docker load's stdin
         if loader.returncode != 0:
-            raise StreamError("docker load failed (rc=%d): %s" % (loader.returncode, _tail(load_err)))
+            raise StreamError("%s failed (rc=%d): %s" % (load["name"], loader.returncode, _tail(load_err)))
     except (StreamError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
         if loader is not None and loader.poll() is None:
             loader.kill()  # a truncated tar must not finish loading
             loader.wait()
         elif loader is not None and loader.returncode and not loader.stderr.closed:  # it died first: the cause
-            exc = "docker load exited (rc=%d): %s (%s)" % (loader.returncode, _tail(loader.stderr.read(), 3), exc)
+            exc = "%s exited (rc=%d): %s (%s)" % (
+                load["name"], loader.returncode, _tail(loader.stderr.read(), 3), exc)
         try:
             sender.wait(timeout=5)  # a sender that failed first is still writing why
         except subprocess.TimeoutExpired:
@@ -930,7 +964,7 @@ def receiver_main(params):
     sys.stdout.write(json.dumps({
         "bytes": total, "checksum": digest, "refused_connections": refused, "seconds": round(seconds, 3),
         "throughput_mib_s": round(total / 1048576.0 / max(seconds, 1e-6), 1),
-        "docker_load": load_out.decode("utf-8", "replace").strip(), "sender": sent}) + "\n")
+        "loaded": load_out.decode("utf-8", "replace").strip(), "sender": sent}) + "\n")
 
 
 def program(source, entry, params):

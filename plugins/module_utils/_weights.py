@@ -68,6 +68,32 @@ def manifest(root, top):
     return sorted(paths), files
 
 
+def listing(root, top):
+    """What a copy needs to know of the source: manifest(root, top) as {paths, files} plus sizes, the size of each
+    regular file (not a link) among the paths; {error} when the entry is incomplete (run on a node, printed as JSON)."""
+    try:
+        paths, files = manifest(root, top)
+    except LayoutError as exc:
+        return {"error": str(exc)}
+    real, sizes = os.path.realpath(root), {}
+    for path in paths:
+        status = os.lstat(os.path.join(real, path))  # a link is not followed: its target is listed itself
+        if stat.S_ISREG(status.st_mode):
+            sizes[path] = status.st_size
+    return {"paths": paths, "files": files, "sizes": sizes}
+
+
+def move_into(staging, root):
+    """Everything under staging moved to the same place under root: directories merged, files and links replaced
+    (each a rename on one filesystem, so a reader sees the old file or the new one, never half of one)."""
+    for dirpath, dirnames, filenames in os.walk(staging):
+        target = os.path.join(root, os.path.relpath(dirpath, staging))
+        if not os.path.isdir(target):
+            os.makedirs(target)
+        for name in filenames + [name for name in dirnames if os.path.islink(os.path.join(dirpath, name))]:
+            os.replace(os.path.join(dirpath, name), os.path.join(target, name))
+
+
 def check_files(root, files):
     """On the destination: which of files ({relative name: size}) do not open or differ in size. Empty = complete."""
     problems = []
@@ -87,33 +113,31 @@ def check_files(root, files):
 
 SYNC_TIMEOUT = 7200  # weight_sync's default timeout, for the module and its action plugin
 _RSYNC_SENT = re.compile(r"^Total bytes sent:\s*([\d,.]+)", re.M)
+_RSYNC_RECEIVED = re.compile(r"^Total bytes received:\s*([\d,.]+)", re.M)
 _RSYNC_FILES = re.compile(r"^Number of regular files transferred:\s*([\d,.]+)", re.M)
 _RSYNC_FILE_BYTES = re.compile(r"^Total transferred file size:\s*([\d,.]+)", re.M)
 
 
-def rsync_stats(text):
-    """`rsync --stats` output (of one or more rsyncs) -> (bytes sent, regular files transferred, size of those
-    files), summed over the runs; None where no run reported it."""
+def rsync_stats(text, pulled=False):
+    """`rsync --stats` output (of one or more rsyncs) -> (bytes moved: sent, or received when pulled from the other
+    node, regular files transferred, size of those files), summed over the runs; None where no run reported it."""
     def number(pattern):
         found = pattern.findall(text or "")
         return sum(int(value.replace(",", "").replace(".", "")) for value in found) if found else None
-    return number(_RSYNC_SENT), number(_RSYNC_FILES), number(_RSYNC_FILE_BYTES)
+    return number(_RSYNC_RECEIVED if pulled else _RSYNC_SENT), number(_RSYNC_FILES), number(_RSYNC_FILE_BYTES)
 
 
 BULK_BYTES = 64 << 20  # files from this size on are spread over the parallel streams
 
 
-def stream_groups(root, paths, streams):
-    """Split a manifest's paths for `streams` parallel rsyncs: [rest] + [bulk groups].
+def stream_groups(paths, sizes, streams):
+    """Split a manifest's paths for `streams` parallel rsyncs: [rest] + [bulk groups] (sizes: listing()'s, of the
+    regular files).
 
     The rest (directories, links, refs, small files) goes first, alone, so the parallel streams never create the
     same directory at once; regular files of BULK_BYTES and more are dealt largest first to the least loaded of up
     to `streams` groups. One group (everything) when there is nothing to spread."""
-    sizes = {}
-    for path in paths:
-        status = os.lstat(os.path.join(root, path))  # a link is not followed: it stays with the rest
-        if stat.S_ISREG(status.st_mode) and status.st_size >= BULK_BYTES:
-            sizes[path] = status.st_size
+    sizes = dict((path, size) for path, size in sizes.items() if size >= BULK_BYTES)
     count = min(streams, len(sizes))
     if count < 2:
         return [list(paths)]

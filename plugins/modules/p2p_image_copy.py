@@ -59,16 +59,6 @@ options:
     description:
       - SSH user on the source; default the current user.
     type: str
-  listen_address:
-    description:
-      - Destination address the sender connects to. Default the source address of the route to O(source_host)
-        (the fabric twin).
-    type: str
-  port:
-    description:
-      - TCP port to listen on; V(0) picks a free one.
-    type: int
-    default: 0
   timeout:
     description:
       - Seconds for the whole transfer; the sender and C(docker load) are stopped when it runs out.
@@ -104,40 +94,13 @@ options:
     description:
       - Leave out of the stream the layers whose chain the destination already holds (for example the base layers
         of a new version of an image it has). Off with docker's containerd image store, whose load does not
-        take a partial archive.
+        take a partial archive, and in a relay (O(relay_from), O(relay_to_next)), which passes the whole archive
+        on; a node before that holds the image already sends it from its docker.
     type: bool
     default: true
-  relay_from:
-    description:
-      - Address of a node that receives the same image in the same relay (O(relay_id)), the node before this one in
-        the chain. The image comes from it, as it arrives there, instead of from O(source_host); the image is still
-        compared with O(source_host)'s. The whole archive is sent (O(skip_present_layers) does not apply); when that
-        node held the image already, or finished before this copy began, it is read from that node's docker.
-      - When that node's copy fails, stops moving for a minute, or never begins (two minutes), the copy falls back
-        to O(source_host), warns naming the node, and reports it in RV(relay).
-      - For every node of a chain to copy at the same time, run the task with at least as many forks as nodes.
-    type: str
-  relay_to_next:
-    description:
-      - A next node copies from this one in the same relay (its O(relay_from) is this node) - what arrives here is
-        also written to a spool in O(relay_dir) for it, as it arrives (the whole archive; O(skip_present_layers)
-        does not apply). The next node removes the spool as it opens it; one it has not opened when this copy ends
-        is removed then. When this node holds the image already, it says so and the next node reads its docker.
-    type: bool
-    default: false
-  relay_id:
-    description:
-      - The relay's name, the same on every node of one chain and new for each run (for example a random hex
-        string). Required with O(relay_from) or O(relay_to_next).
-    type: str
-  relay_dir:
-    description:
-      - Directory for the relay's spool and its markers, on the disk the image is loaded from (a spool grows to the
-        image's archive size while the next node has not opened it); created private to the user.
-    type: path
-    default: /var/tmp/dgx-spark-relay
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - dgx_spark.cluster.relay
   - ansible.builtin.action_common_attributes.flow
   - dgx_spark.cluster.progress
   - dgx_spark.cluster.shared_ssh
@@ -283,14 +246,12 @@ layers_hashed:
 """
 
 import json
-import platform
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _image_stream, _leftover, _progress_file, _validate
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _image_stream, _progress_file, _validate
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _relay_copy
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._image_stream import chain_ids, hex_of
-from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
-from ansible_collections.dgx_spark.cluster.plugins.module_utils._ssh_share import shared_connection
 
 
 def image_identity(inspect_json):
@@ -345,40 +306,26 @@ def layers_to_leave_out(source_layers, held_chains):
 
 
 CONTAINERD_STORE = "io.containerd.snapshotter.v1"
-LEFTOVER_NAME = "p2p_image_copy"  # one copy into a node at a time
 
 
-class ImageCopy:
-    def __init__(self, module):
-        self.module = module
-        self.params = module.params
-        self.runner = CommandRunner(module)
+class ImageCopy(_relay_copy.RelayedCopy):
+    leftover_name = "p2p_image_copy"  # one copy into a node at a time
 
     def validate(self):
         params = self.params
         found = _validate.first_problem([
             ("image", params["image"], "image_or_id"), ("source_host", params["source_host"], "host"),
-            ("source_user", params["source_user"] or "root", "user"),
-            ("listen_address", params["listen_address"] or "0.0.0.0", "host"),
-            ("docker", params["docker"], "command"), ("relay_from", params["relay_from"] or "0.0.0.0", "host"),
-            ("relay_id", params["relay_id"] or "unused-relay", "relay_id"), ("relay_dir", params["relay_dir"], "path")])
-        if not found and (params["relay_from"] or params["relay_to_next"]) and not params["relay_id"]:
-            found = "relay_id is required with relay_from or relay_to_next (the same on every node of the relay)"
+            ("source_user", params["source_user"] or "root", "user"), ("docker", params["docker"], "command")])
+        found = found or self.relay_problem()
         if not found and params["progress_file"]:
             found = _progress_file.problem(params["progress_file"])
         if found:
             self.module.fail_json(msg=found)
-        if not 0 <= params["port"] <= 65535 or params["timeout"] < 10:
-            self.module.fail_json(msg="port must be 0..65535 and timeout at least 10 s")
+        if params["timeout"] < 10:
+            self.module.fail_json(msg="timeout must be at least 10 s")
 
-    def ssh_argv(self, host, *remote):
-        """SSH to host (the source, or the node before in a relay) running remote (fixed words and validated values
-        only)."""
-        target = host
-        if self.params["source_user"]:
-            target = "%s@%s" % (self.params["source_user"], target)
-        return ([self.runner.which("ssh", "install openssh-client")] + _validate.SSH_OPTIONS
-                + shared_connection() + [target] + list(remote))
+    def what(self):
+        return self.params["image"]
 
     def local_identity(self):
         """(image id, comparable key, whether it is in an overlay2 store) of the image here, Nones when absent."""
@@ -422,74 +369,44 @@ class ImageCopy:
         """The layers a copy leaves out of the stream: those held here, unless skip_present_layers is off."""
         return self.held_layers() if self.params["skip_present_layers"] else []
 
-    def listen_address(self, sender_host):
-        if self.params["listen_address"]:
-            return self.params["listen_address"]
-        out = self.runner.check([self.runner.which("ip", "install iproute2"), "-j", "route", "get", sender_host],
-                                "finding the route to %s" % sender_host)
-        return json.loads(out)[0]["prefsrc"]
-
-    def relay_paths(self):
-        return _image_stream.relay_paths(self.params["relay_dir"], self.params["relay_id"])
-
     def transfer(self, skip, relay_from=None, spool=False):
-        """Run the receiver (which starts the sender on the source, or on relay_from reading what arrives there;
-        with spool, what arrives here is kept for the next node); (rc, stdout, stderr)."""
+        """The image streamed into docker load here (without the layer files of skip), from the source or, in a
+        relay, from relay_from as it arrives there; (rc, stdout, stderr)."""
         params = self.params
         docker = self.runner.which(params["docker"], "install docker")
-        python = self.runner.which("python3", "install python3")
-        source = _image_stream.own_source()
-        sender_host = relay_from or params["source_host"]
-        relay = ({"dir": params["relay_dir"], "id": params["relay_id"], "wait": _image_stream.RELAY_WAIT,
-                  "stall": _image_stream.RELAY_STALL} if relay_from else None)
-        receiver = _image_stream.program(source, "receiver_main", {
-            "listen_address": self.listen_address(sender_host), "port": params["port"], "timeout": params["timeout"],
-            "docker": docker, "source": source,
-            "ssh_argv": self.ssh_argv(sender_host, *(["sudo", "-n"] if params["source_become"] else [])
-                                      + ["python3", "-"]),
-            "spool": {"dir": params["relay_dir"], "id": params["relay_id"]} if spool else None,
-            "progress_file": params["progress_file"], "expected": None if skip else self.source_size,
-            "sender": {"docker": params["docker"], "image": params["image"], "connect_timeout": 30,
-                       "io_timeout": 300, "skip": skip, "layers": self.source_layers, "image_id": self.source_id,
-                       "repo_tags": repo_tags(params["image"], self.source_id), "relay": relay,
-                       "layer_store": self.source_store if params["export"] == "auto" else None}})
-        # the receiver listens, starts the sender over SSH, and feeds docker load; its program (with the token it
-        # makes) travels on stdin
-        return self.runner.run([python, "-"], data=receiver, binary_data=True, timeout=params["timeout"] + 60)
+        return self.receive(
+            {"docker": params["docker"], "image": params["image"], "skip": skip, "layers": self.source_layers,
+             "image_id": self.source_id, "repo_tags": repo_tags(params["image"], self.source_id),
+             "layer_store": self.source_store if params["export"] == "auto" else None},
+            {"argv": [docker, "load"], "name": "docker load", "image": True}, relay_from, spool,
+            expected=None if skip else self.source_size, become=params["source_become"])
 
     def copy(self, previous_id):
         params = self.params
-        relayed = params["relay_from"] or params["relay_to_next"]
-        # a relay passes the whole archive on: the next node may lack the layers this one holds
-        skip = [] if relayed else self.layers_to_skip()
-        rc, out, err = self.transfer(skip, params["relay_from"], params["relay_to_next"])
-        relay = {"from": params["relay_from"], "fell_back": None, "to_next": params["relay_to_next"]}
-        if rc != 0 and params["relay_from"]:
-            # this node's spool (if any) says failed, so the next node comes from the source too
-            relay["fell_back"] = (err.strip() or "rc %s" % rc).splitlines()[-1]
-            relay["to_next"] = False
-            self.restore(previous_id)
-            self.module.warn("the relay from %s failed (%s); copying %s from the source %s"
-                             % (params["relay_from"], relay["fell_back"], params["image"], params["source_host"]))
-            skip = self.layers_to_skip()
-            rc, out, err = self.transfer(skip)
+        skip = []
+
+        def attempt(relay_from, spool):
+            # a relay passes the whole archive on: the next node may lack the layers this one holds
+            skip[:] = [] if relay_from or spool else self.layers_to_skip()
+            return self.transfer(skip, relay_from, spool)
+        rc, out, err, relay = self.relayed(attempt, lambda: self.restore(previous_id))
         if rc != 0 and skip:
             self.restore(previous_id)
             self.module.warn("the copy without the %d layers %s holds failed (%s); copying every layer"
-                             % (len(skip), params["image"], (err.strip() or "rc %s" % rc).splitlines()[-1]))
+                             % (len(skip), params["image"], _relay_copy.first_error_line(err, rc)))
             skip = []
             rc, out, err = self.transfer(skip)
         if rc != 0:
             restored = self.restore(previous_id)
             self.module.fail_json(msg="image copy of %s from %s failed: %s. %s Retry the task to start over."
                                       % (params["image"], params["source_host"],
-                                         (err.strip() or "rc %s" % rc).splitlines()[-1], restored),
+                                         _relay_copy.first_error_line(err, rc), restored),
                                   rc=rc, stdout=out, stderr=err)
         report = json.loads(out.strip().splitlines()[-1])
-        if relayed:
+        report["docker_load"] = report.pop("loaded")
+        if params["relay_from"] or params["relay_to_next"]:
             report["relay"] = relay
-        if relay["to_next"]:
-            _image_stream.relay_handover(self.relay_paths())
+        self.hand_over(relay)
         left_out = report["sender"].get("left_out") or {}
         report.update(layers_left_out=sorted(left_out), bytes_left_out=sum(left_out.values()),
                       layers_hashed=report["sender"].get("layers_hashed", 0), export=report["sender"]["export"])
@@ -507,31 +424,9 @@ class ImageCopy:
         self.runner.run([docker, "image", "rm", "--", self.params["image"]])
         return "The partially loaded tag was removed; the destination has no such image."
 
-    def execute(self):
+    def run(self):
         self.validate()
-        # an interrupted earlier copy into this node (its listener, docker load, ssh) ends before anything is compared
-        ended = None if self.module.check_mode else _leftover.claim(LEFTOVER_NAME)
-        if self.params["relay_id"] and not self.module.check_mode:
-            _image_stream.relay_sweep(self.params["relay_dir"])
-        result = None
-        try:
-            result = self.compare_and_copy()
-        finally:
-            if not self.module.check_mode:
-                _leftover.release(LEFTOVER_NAME)
-                if result is None and self.params["relay_to_next"]:
-                    self.relay_failed_here()
-        if ended:
-            result["ended_leftover"] = ended
-        return result
-
-    def relay_failed_here(self):
-        """This node's copy failed: the next node must not wait for it (relay_failed_here)."""
-        try:
-            _image_stream.relay_directory(self.params["relay_dir"])
-            _image_stream.relay_failed_here(self.relay_paths(), "the copy on %s failed" % platform.node())
-        except (OSError, _image_stream.StreamError):
-            pass  # the next node gives up on this one after its wait
+        return self.execute(self.compare_and_copy)
 
     def compare_and_copy(self):
         source = self.source_identity()
@@ -541,14 +436,7 @@ class ImageCopy:
         result = {"changed": False, "transferred": False, "transport": "stream", "source_id": source[0],
                   "dest_id_before": dest_id, "compared_by": compared_by}
         if same:
-            if self.params["relay_to_next"] and not self.module.check_mode:
-                try:  # the next node reads this node's docker
-                    _image_stream.relay_directory(self.params["relay_dir"])
-                    _image_stream.relay_mark(self.relay_paths(), "held")
-                except (OSError, _image_stream.StreamError) as exc:
-                    self.module.fail_json(msg="the image is here, but the relay's marker for the next node could "
-                                              "not be written in %s: %s" % (self.params["relay_dir"], exc), **result)
-            return result
+            return self.held_here(result)  # a next node reads this node's docker
         result["changed"] = True
         if self.module.check_mode:
             return result
@@ -573,20 +461,15 @@ def main():
             image=dict(type="str", required=True),
             source_host=dict(type="str", required=True),
             source_user=dict(type="str"),
-            listen_address=dict(type="str"),
-            port=dict(type="int", default=0),
             timeout=dict(type="int", default=_image_stream.COPY_TIMEOUT),
             docker=dict(type="str", default="docker"),
             skip_present_layers=dict(type="bool", default=True),
             export=dict(type="str", default="auto", choices=["auto", "docker_save"]),
             checksum=dict(type="str", default="hmac-sha256", choices=["hmac-sha256", "crc32", "sha256"]),
             source_become=dict(type="bool", default=False),
-            relay_from=dict(type="str"),
-            relay_to_next=dict(type="bool", default=False),
-            relay_id=dict(type="str"),
-            relay_dir=dict(type="path", default="/var/tmp/dgx-spark-relay"),
             progress_file=dict(type="path"),
             progress_interval=dict(type="float", default=10),
+            **_relay_copy.RELAY_OPTIONS
         ),
         supports_check_mode=True,
     )
@@ -594,7 +477,7 @@ def main():
         module.deprecate("checksum=%s has no effect: the stream is always authenticated with HMAC-SHA256 keyed by "
                          "the copy's token" % module.params["checksum"], version="1.0.0",
                          collection_name="dgx_spark.cluster")
-    module.exit_json(**ImageCopy(module).execute())
+    module.exit_json(**ImageCopy(module).run())
 
 
 if __name__ == "__main__":

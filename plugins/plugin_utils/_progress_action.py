@@ -17,6 +17,7 @@ import time
 import uuid
 
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -84,7 +85,9 @@ class ProgressAction(ActionBase):
         except (TypeError, ValueError):
             raise AnsibleActionFail("progress_interval must be a number of seconds, not %r" % (interval,))
         if self._task.check_mode or self._task.async_val or interval <= 0:
-            result.update(self._execute_module(module_args=args, task_vars=task_vars))
+            # a task's own async runs the module as the job it asked for (poll: 0 returns the job's id)
+            wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
+            result.update(self._execute_module(module_args=args, task_vars=task_vars, wrap_async=wrap_async))
             return result
         probe = self._probe = self._module_with(args, task_vars, check_mode=True)
         if probe.get("failed") or not probe.get("changed"):  # nothing to do, or a failure before anything changed
@@ -105,8 +108,9 @@ class ProgressAction(ActionBase):
 
     def speaks_when_idle(self, args):
         """Whether the module, given args, must run for real even when its check-mode probe finds nothing to do or
-        fails (it writes what other nodes wait for)."""
-        return False
+        fails: the next node of a relay (relay_to_next) waits for this one's word, held (it reads this node's own
+        copy) or failed."""
+        return boolean(args.get("relay_to_next", False), strict=False)
 
     def _module_with(self, args, task_vars, check_mode=None, async_val=None):
         """The module run once with the task's check_mode or async_val set otherwise (as an async job for the

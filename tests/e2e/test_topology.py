@@ -9,7 +9,7 @@ import json
 import subprocess
 
 import pytest
-from labkit import (JSON_OUTPUT, NODES, REPORTS, image_relay, json_document, lab, node_inventory, playbook, recap,
+from labkit import (JSON_OUTPUT, NODES, REPORTS, json_document, lab, node_inventory, playbook, recap, relay,
                     ssh)
 
 SPARKS = list(NODES) + ["spark-lab3"]
@@ -90,7 +90,8 @@ def test_the_nccl_gate_runs_across_three_and_per_pair_naming_the_slowest_link(th
 
 def staged_model(tmp_path, image):
     """Extra vars with a catalog entry 'lab-staged' of three pipeline stages (a local model directory on the head)."""
-    ssh("spark-2959", "mkdir -p /home/spark/models/staged")
+    ssh("spark-2959", "mkdir -p /home/spark/models/staged && echo '{}' > /home/spark/models/staged/config.json && "
+                      "head -c 8388608 /dev/urandom > /home/spark/models/staged/model.safetensors")
     entry = {"local_path": "/home/spark/models/staged", "image": image, "params_b": 0.01, "dtype": "float32",
              "pp": 3, "max_model_len": 512, "served_name": "staged", "port": 8000}
     extra = tmp_path / "catalog.json"
@@ -130,7 +131,7 @@ def image_id(node, image=RELAY_IMAGE):
 
 def copy_in_a_relay(inventory, *args):
     """(rc, {node: the copy task's result}) of the relay from the head to both workers, ba63 first."""
-    return image_relay(inventory, RELAY_IMAGE, WORKERS, *args)[:2]
+    return relay(inventory, WORKERS, *args, image=RELAY_IMAGE)[:2]
 
 
 @pytest.fixture(scope="module")
@@ -204,13 +205,101 @@ def test_a_launch_over_three_nodes_takes_the_image_to_the_workers_in_a_relay(thr
     assert out.returncode != 0
     document = json_document(out.stdout)
     copies = [task["hosts"] for play in document["plays"] for task in play["tasks"]
-              if "Copy it from the head to the other ranks" in task["task"]["name"]]
+              if "The image copy has finished" in task["task"]["name"]]
     assert len(copies) == 1, out.stdout[-3000:]
     assert copies[0]["spark-ba63"]["relay"] == {"from": None, "fell_back": None, "to_next": True}
     assert copies[0]["spark-lab3"]["export"] == "relay" and copies[0]["spark-lab3"]["relay"]["from"] == "10.10.10.2"
     assert [image_id(node) for node in WORKERS] == [relay_image] * 2
+    weights = [task["hosts"] for play in document["plays"] for task in play["tasks"]
+               if "Copy the weights" in task["task"]["name"]]
+    assert weights[0]["spark-ba63"]["relay"] == {"from": None, "fell_back": None, "to_next": True}
+    assert weights[0]["spark-lab3"]["export"] == "relay" and weights[0]["spark-lab3"]["relay"]["from"] == "10.10.10.2"
+    staged = "cd /home/spark/models/staged && sha256sum config.json model.safetensors"
+    assert [ssh(node, staged).stdout for node in WORKERS] == [ssh("spark-2959", staged).stdout] * 2
     for node in SPARKS:  # the failed start left nothing
         assert ssh(node, "docker ps -aq --filter label=dgx-spark.role=serving").stdout.strip() == "", node
+
+
+RELAY_MODEL = "/home/spark/models/relay-test"
+MODEL_DIGESTS = "cd %s && sha256sum config.json model.safetensors" % RELAY_MODEL
+# tar whose extraction dies after 5 MB, as a node whose disk fills mid-copy (before /usr/bin on the module's PATH)
+DYING_TAR = """sudo tee /usr/local/bin/tar >/dev/null <<'EOF'
+#!/bin/sh
+if [ "$1" = -x ]; then
+  head -c 5000000 >/dev/null; echo 'tar: simulated disk full' >&2; exit 2
+fi
+exec /usr/bin/tar "$@"
+EOF
+sudo chmod 755 /usr/local/bin/tar"""
+
+
+@pytest.fixture(scope="module")
+def relay_model(three_sparks):
+    """A 24 MiB model directory on the head only; yields its files' digests."""
+    ssh("spark-2959", "mkdir -p {0} && echo '{{}}' > {0}/config.json && head -c 25165824 /dev/urandom "
+                      "> {0}/model.safetensors".format(RELAY_MODEL))
+    yield ssh("spark-2959", MODEL_DIGESTS).stdout
+    for node in SPARKS:
+        ssh(node, "rm -rf %s" % RELAY_MODEL, check=False)
+
+
+def without_relay_model():
+    for node in WORKERS:
+        ssh(node, "rm -rf %s" % RELAY_MODEL)
+
+
+def models(node):
+    return ssh(node, "ls -A /home/spark/models").stdout.split()
+
+
+def weights_in_a_relay(inventory):
+    return relay(inventory, WORKERS, path=RELAY_MODEL)[:2]
+
+
+@pytest.mark.lab_resize
+def test_weights_go_to_the_workers_in_a_relay_and_a_node_holding_them_forwards_its_own(three_sparks, relay_model):
+    without_relay_model()
+    lab("link-rate", "spark-2959", "80")  # 24 MiB take the head 2.5 s: the next node starts while the first receives
+    try:
+        rc, results = weights_in_a_relay(three_sparks[0])
+    finally:
+        lab("link-rate", "spark-2959", "0")
+    assert rc == 0, results
+    first, second = results["spark-ba63"], results["spark-lab3"]
+    assert first["changed"] and first["export"] == "files" and first["relay"]["to_next"], first
+    # the second node's bytes came from the first as it received them, not from the head
+    assert second["changed"] and second["export"] == "relay" and second["relay"] == {
+        "from": "10.10.10.2", "fell_back": None, "to_next": False}, second
+    assert second["bytes_sent"] == first["bytes_sent"] > 24 << 20 and second["checksum"] != first["checksum"]
+    assert [ssh(node, MODEL_DIGESTS).stdout for node in WORKERS] == [relay_model] * 2
+    for node in WORKERS:  # the spool went with its reader, the markers with the sender; no staging directory left
+        assert ssh(node, "ls -A %s" % RELAY_DIR, check=False).stdout.split() == [], node
+        assert [name for name in models(node) if name.startswith(".weight_sync")] == [], node
+    ssh("spark-lab3", "rm -rf %s" % RELAY_MODEL)
+    rc, results = weights_in_a_relay(three_sparks[0])
+    assert rc == 0 and not results["spark-ba63"]["changed"], results  # it holds them: skipped, and says so
+    assert results["spark-lab3"]["export"] == "files" and results["spark-lab3"]["relay"]["fell_back"] is None
+    assert ssh("spark-lab3", MODEL_DIGESTS).stdout == relay_model
+
+
+@pytest.mark.lab_resize
+def test_a_node_whose_weights_die_mid_relay_is_named_and_the_next_copies_from_the_head(three_sparks, relay_model):
+    without_relay_model()
+    ssh("spark-ba63", DYING_TAR)
+    try:
+        rc, results = weights_in_a_relay(three_sparks[0])
+    finally:
+        ssh("spark-ba63", "sudo rm -f /usr/local/bin/tar")
+    assert rc != 0
+    first, second = results["spark-ba63"], results["spark-lab3"]
+    assert first["failed"] and "simulated disk full" in first["msg"] and "Nothing was moved" in first["msg"], first
+    assert second["changed"] and not second.get("failed"), second
+    assert "its own copy failed" in second["relay"]["fell_back"] and second["export"] == "files"
+    assert ssh("spark-lab3", MODEL_DIGESTS).stdout == relay_model
+    # nothing half-copied on the failed node (no model, no staging directory), no receiver or sender left
+    assert [name for name in models("spark-ba63") if "relay-test" in name or name.startswith(".weight_sync")] == []
+    for node in WORKERS:
+        assert ssh(node, "pgrep -fx 'python3 -'", check=False).stdout.strip() == "", node
 
 
 # Four nodes in a ring as fabric_plan('ring') plans it (docs/topologies.md): node -> netdev -> address. Node i's port 1

@@ -1,4 +1,5 @@
-"""weight_sync between the lab nodes over the fabric: a Hugging Face cache entry arrives complete and resolvable."""
+"""weight_sync between the lab nodes over the fabric, run on the worker pulling from the head: a Hugging Face cache
+entry arrives complete and resolvable."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from labkit import ROOT, VENV_BIN, ansible_env, async_job_files, lab, module, module_run, playbook, runner_module, ssh
 
 CACHE = "/home/spark/.cache/huggingface/hub"
-WORKER_FABRIC = "10.10.10.2"
+HEAD_FABRIC = "10.10.10.1"
 # A cache entry as huggingface_hub lays it out: blobs named by hash, snapshot files as relative symlinks, refs;
 # one blob kept at the hub level (outside the repo folder).
 MAKE_CACHE = r"""
@@ -45,7 +46,7 @@ print(json.dumps({name: [os.path.islink(os.path.join(snap, name)),
 
 
 def sync():
-    return module("spark-2959", "weight_sync", {"path": CACHE, "hf_repo": "lab/tiny", "dest_host": WORKER_FABRIC})
+    return module("spark-ba63", "weight_sync", {"path": CACHE, "hf_repo": "lab/tiny", "source_host": HEAD_FABRIC})
 
 
 def digests(node):
@@ -89,13 +90,13 @@ def test_a_blob_lost_on_the_worker_is_sent_again():
 
 def test_a_long_sync_shows_its_progress_as_ansible_runner_events(tmp_path):
     ssh("spark-ba63", "rm -rf ~/.cache/huggingface")
-    jobs_before = async_job_files("spark-2959")
+    jobs_before = async_job_files("spark-ba63")
     # through ansible-runner, as AWX runs it: the progress lines are events of the run, not only text on stderr
-    run = runner_module(tmp_path, "spark-2959", "weight_sync", {
-        "path": CACHE, "hf_repo": "lab/tiny", "dest_host": WORKER_FABRIC, "bwlimit": 8000, "progress_interval": 0.5})
+    run = runner_module(tmp_path, "spark-ba63", "weight_sync", {
+        "path": CACHE, "hf_repo": "lab/tiny", "source_host": HEAD_FABRIC, "bwlimit": 4000, "progress_interval": 0.5})
     rc, result = run.rc, run.result
     assert rc == 0 and result["changed"] is True and result["seconds"] > 2, result
-    lines = [line for line in run.progress if line.startswith("spark-2959: weights lab/tiny -> 10.10.10.2 ")]
+    lines = [line for line in run.progress if line.startswith("spark-ba63: weights lab/tiny <- 10.10.10.1 ")]
     assert lines, run.progress
     mib = [float(line.split()[5]) for line in lines]
     assert mib == sorted(mib) and 0 < mib[-1] <= 20 and "of ~20 MiB" in lines[-1] and "MiB/s" in lines[-1], lines
@@ -103,8 +104,8 @@ def test_a_long_sync_shows_its_progress_as_ansible_runner_events(tmp_path):
     assert result["files_checked"] == 6 and result["file_bytes"] > 20 << 20
     assert digests("spark-ba63") == digests("spark-2959")
     # neither the progress file nor the async job's own file (j<id>.<pid>) stays behind
-    assert ssh("spark-2959", "ls ~/.ansible_async | grep -c weight_sync", check=False).stdout.strip() == "0"
-    assert async_job_files("spark-2959") == jobs_before
+    assert ssh("spark-ba63", "ls ~/.ansible_async | grep -c weight_sync", check=False).stdout.strip() == "0"
+    assert async_job_files("spark-ba63") == jobs_before
 
 
 def test_an_incomplete_download_on_the_head_is_refused():
@@ -121,12 +122,12 @@ def test_large_files_go_over_parallel_streams_and_arrive_whole():
     ssh("spark-2959", "mkdir -p %s && echo '{}' > %s/config.json && for i in 1 2; do head -c 67108864 /dev/urandom "
                       "> %s/model-0000$i-of-00002.safetensors; done" % (model, model, model))
     try:
-        rc, result, stderr = module_run("spark-2959", "weight_sync", {
-            "path": model, "dest_host": WORKER_FABRIC, "streams": 4, "bwlimit": 60000, "progress_interval": 0.5})
+        rc, result, stderr = module_run("spark-ba63", "weight_sync", {
+            "path": model, "source_host": HEAD_FABRIC, "streams": 4, "bwlimit": 60000, "progress_interval": 0.5})
         assert rc == 0 and result["changed"] is True, result
         # two large files: two streams, whatever was asked; the cap is shared, so 128 MiB take 2 s at the least
         assert result["streams"] == 2 and result["files_transferred"] == 3 and result["seconds"] >= 2, result
-        assert "spark-2959: weights %s -> 10.10.10.2 " % model in stderr and "of ~128 MiB" in stderr, stderr
+        assert "spark-ba63: weights %s <- 10.10.10.1 " % model in stderr and "of ~128 MiB" in stderr, stderr
         listing = "cd %s && sha256sum config.json model-0000*" % model
         assert ssh("spark-ba63", listing).stdout == ssh("spark-2959", listing).stdout
     finally:
@@ -138,23 +139,23 @@ def test_a_sync_interrupted_on_the_controller_is_ended_by_the_next_one():
     model = "/home/spark/models/interrupted"
     ssh("spark-2959", "mkdir -p %s && echo '{}' > %s/config.json && head -c 31457280 /dev/urandom "
                       "> %s/model.safetensors" % (model, model, model))
-    argv = [str(VENV_BIN / "ansible"), "spark-2959", "-m", "dgx_spark.cluster.weight_sync", "-a",
-            json.dumps({"path": model, "dest_host": WORKER_FABRIC, "bwlimit": 2000, "progress_interval": 1})]
+    argv = [str(VENV_BIN / "ansible"), "spark-ba63", "-m", "dgx_spark.cluster.weight_sync", "-a",
+            json.dumps({"path": model, "source_host": HEAD_FABRIC, "bwlimit": 2000, "progress_interval": 1})]
     try:
         first = subprocess.Popen(argv, cwd=str(ROOT), env=ansible_env(), stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True)
         for line in first.stdout:  # under way: a progress line
-            if "spark-2959: weights %s -> " % model in line:
+            if "spark-ba63: weights %s <- " % model in line:
                 break
         first.send_signal(signal.SIGINT)  # Ctrl-C on the controller
         first.communicate(timeout=60)
-        running = ssh("spark-2959", "pgrep -x rsync || true").stdout.split()
+        running = ssh("spark-ba63", "pgrep -x rsync || true").stdout.split()
         assert running, "the interrupted sync was expected to run on (nothing reaches it from the controller)"
-        rc, result = module("spark-2959", "weight_sync", {"path": model, "dest_host": WORKER_FABRIC})
+        rc, result = module("spark-ba63", "weight_sync", {"path": model, "source_host": HEAD_FABRIC})
         assert rc == 0 and result["ended_leftover"]["processes"], result
         assert set(running) <= set(str(pid) for pid in result["ended_leftover"]["processes"])
-        assert ssh("spark-2959", "pgrep rsync", check=False).stdout == ""
-        assert ssh("spark-2959", "ls ~/.cache/dgx-spark/jobs", check=False).stdout == ""  # its marker went too
+        assert ssh("spark-ba63", "pgrep rsync", check=False).stdout == ""
+        assert ssh("spark-ba63", "ls ~/.cache/dgx-spark/jobs", check=False).stdout == ""  # its marker went too
         listing = "cd %s && sha256sum config.json model.safetensors" % model
         assert ssh("spark-ba63", listing).stdout == ssh("spark-2959", listing).stdout
     finally:

@@ -114,6 +114,21 @@ def test_a_fixed_tp_takes_pipeline_stages_until_it_fits():
     assert (result["mode"], result["tp"], result["pp"], len(result["hosts"])) == ("tp_pp", 2, 3, 6)
 
 
+@pytest.mark.parametrize("tp, pp, hosts", [
+    (2, 2, [0, 1, 3, 2]),  # each rank's peer in the next stage is its ring neighbour: 0-3 and 1-2 share a link
+    (4, 1, [0, 1, 2, 3]),
+    (1, 4, [0, 1, 2, 3]),
+    (2, 1, [0, 1]),
+])
+def test_in_a_ring_of_four_every_pipeline_peer_is_a_neighbour(tp, pp, hosts):
+    ring = plan(entry(params_b=8, tp=tp, pp=pp), eight(4), topology="ring")
+    assert ring["hosts"] == ["spark-%d" % i for i in hosts]
+    assert [node["host"] for node in ring["per_node"]] == ring["hosts"]
+    # a switch (or the pair) keeps the play's order
+    assert plan(entry(params_b=8, tp=tp, pp=pp), eight(4), topology="switch")["hosts"] == [
+        "spark-%d" % i for i in range(tp * pp)]
+
+
 def test_tp_and_pp_beyond_eight_ranks_are_refused():
     with pytest.raises(CatalogError, match="tp 4 x pp 4 is not allowed: at most 8 ranks"):
         entry(params_b=8, tp=4, pp=4)

@@ -191,7 +191,8 @@ def stand_ins(tmp_path, payload, load_rc=0):
 
 
 def receiver_params(docker, ssh):
-    return {"listen_address": "127.0.0.1", "port": 0, "timeout": 60, "docker": str(docker),
+    return {"listen_address": "127.0.0.1", "port": 0, "timeout": 60,
+            "load": {"argv": [str(docker), "load"], "name": "docker load", "image": True},
             "ssh_argv": [str(ssh), "-o", "BatchMode=yes", "source-node", sys.executable, "-"],
             "source": stream.own_source(),
             "sender": {"docker": str(docker), "image": "lab/img:1", "connect_timeout": 10, "io_timeout": 30,
@@ -212,7 +213,7 @@ def test_receiver_and_sender_programs_move_the_image_end_to_end(tmp_path):
     # keyed by the copy's own token: both ends computed the same HMAC
     assert re.match(r"^hmac-sha256:[0-9a-f]{64}$", report["checksum"]) and report["refused_connections"] == 0
     assert report["sender"]["checksum"] == report["checksum"] and report["sender"]["left_out"] == {}
-    assert report["docker_load"] == "Loaded image: lab/img:1"
+    assert report["loaded"] == "Loaded image: lab/img:1"
 
 
 def test_a_failing_docker_load_is_reported_with_its_rc(tmp_path):
