@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "lab"))
+from labkit import JSON_OUTPUT, json_document  # noqa: E402
+
 NODES = ["spark-2959", "spark-ba63", "spark-3", "spark-4"]
 
 
@@ -30,11 +33,9 @@ def test_an_inventory_derives_each_hosts_addresses_from_its_place(tmp_path, topo
                           "-m", "ansible.builtin.debug", "-a", "var=fabric_address"],
                          capture_output=True, text=True, check=False, timeout=120,
                          env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
-                                  ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-                                  ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json"))
+                                  ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), **JSON_OUTPUT))
     assert out.returncode == 0, out.stdout + out.stderr
-    document = json.JSONDecoder().raw_decode(out.stdout[out.stdout.index("{"):])[0]  # after profile_tasks' line
-    results = document["plays"][0]["tasks"][0]["hosts"]
+    results = json_document(out.stdout)["plays"][0]["tasks"][0]["hosts"]
     assert dict((node, r["fabric_address"]) for node, r in results.items()) == dict(zip(NODES, addresses))
 
 
@@ -58,10 +59,9 @@ def test_command_output_gives_a_parser_real_lines_inside_a_yaml_block_scalar(tmp
     out = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(playbook)],
                          capture_output=True, text=True, check=False, timeout=120,
                          env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
-                                  ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-                                  ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json"))
+                                  ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), **JSON_OUTPUT))
     assert out.returncode == 0, out.stdout + out.stderr
-    tasks = json.JSONDecoder().raw_decode(out.stdout[out.stdout.index("{"):])[0]["plays"][0]["tasks"]
+    tasks = json_document(out.stdout)["plays"][0]["tasks"]
     failure, naive = (task["hosts"]["localhost"]["msg"] for task in tasks)
     assert failure["detail"] == "[ERROR Port-10250]: Port 10250 is in use"
     assert "\\n" in naive  # what the roles used to write: a backslash and an n, not a line break
