@@ -46,6 +46,17 @@ def ssh(node, command, user="spark", check=True, timeout=60, input_text=None):
 JSON_OUTPUT = {"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
 
 
+def wait_for(what, probe, timeout=60, interval=0.5):
+    """probe()'s first truthy value within timeout seconds; else an AssertionError naming what was awaited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("%s: not within %d s" % (what, timeout))
+
+
 def json_document(stdout):
     """The JSON callback's document in a run's stdout (profile_tasks prints its table after it)."""
     return json.JSONDecoder().raw_decode(stdout[stdout.index("{"):])[0]

@@ -14,7 +14,8 @@ import sys
 import time
 
 import pytest
-from labkit import CURL_AUTH, NODES, REPORTS, ROOT, lab, playbook, recap, rejected_before_connecting, runner, ssh
+from labkit import (CURL_AUTH, NODES, REPORTS, ROOT, lab, playbook, recap, rejected_before_connecting, runner, ssh,
+                    wait_for)
 
 sys.path.insert(0, str(ROOT / ".collections"))
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _k8s  # noqa: E402
@@ -49,15 +50,6 @@ COMPLETION = ("curl -sf --max-time 120 http://127.0.0.1:8000/v1/completions -H '
 def on_all(command):
     for node in NODES:
         ssh(node, command, timeout=180)
-
-
-def wait_for(what, probe, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if probe():
-            return
-        time.sleep(1)
-    raise AssertionError("%s within %d s" % (what, timeout))
 
 
 def nodes_json():

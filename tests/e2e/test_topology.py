@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 from labkit import (JSON_OUTPUT, NODES, REPORTS, json_document, lab, node_inventory, playbook, recap, relay,
-                    ssh)
+                    ssh, wait_for)
 
 SPARKS = list(NODES) + ["spark-lab3"]
 
@@ -213,11 +213,35 @@ def test_a_launch_over_three_nodes_takes_the_image_to_the_workers_in_a_relay(thr
     weights = [task["hosts"] for play in document["plays"] for task in play["tasks"]
                if "Copy the weights" in task["task"]["name"]]
     assert weights[0]["spark-ba63"]["relay"] == {"from": None, "fell_back": None, "to_next": True}
-    assert weights[0]["spark-lab3"]["export"] == "relay" and weights[0]["spark-lab3"]["relay"]["from"] == "10.10.10.2"
+    # from rank 1, as it received them or (8 MiB go fast) from its files once it had them all, never from the head
+    assert weights[0]["spark-lab3"]["relay"] == {"from": "10.10.10.2", "fell_back": None, "to_next": False}
     staged = "cd /home/spark/models/staged && sha256sum config.json model.safetensors"
     assert [ssh(node, staged).stdout for node in WORKERS] == [ssh("spark-2959", staged).stdout] * 2
     for node in SPARKS:  # the failed start left nothing
         assert ssh(node, "docker ps -aq --filter label=dgx-spark.role=serving").stdout.strip() == "", node
+
+
+@pytest.mark.lab_resize
+def test_a_launch_whose_weights_fail_waits_for_the_image_and_stops_nothing(three_sparks, relay_image, tmp_path):
+    """The image copies in the background while the weights fail (a link dangling on the head): the launch waits for
+    the image before it fails, so nothing runs on after it, and it names the step."""
+    without_relay_image()
+    extra = staged_model(tmp_path, RELAY_IMAGE)
+    ssh("spark-2959", "ln -sfn /home/spark/models/staged/gone /home/spark/models/staged/tokenizer.json")
+    lab("link-rate", "spark-2959", "80")  # the 48 MiB image takes 5 s: far longer than the weights take to fail
+    try:
+        out = playbook("launch_model.yml", "-i", str(three_sparks[0]), "-e", "model=lab-staged", "-e", "@%s" % extra)
+        images = [image_id(node) for node in WORKERS]  # as the launch returns
+    finally:
+        lab("link-rate", "spark-2959", "0")
+        ssh("spark-2959", "rm -f /home/spark/models/staged/tokenizer.json")
+    assert out.returncode != 0
+    assert "in step 'The weights copy worked'" in out.stdout and "dangling links" in out.stdout, out.stdout[-3000:]
+    assert "Nothing was stopped" in out.stdout
+    assert images == [relay_image] * 2  # the launch returned only once the image copy had ended, whole
+    for node in WORKERS:  # no copy, receiver or sender runs on (an async job's wrapper takes a moment to exit)
+        wait_for("nothing running on %s" % node, lambda: ssh(
+            node, "pgrep -fx 'python3 -'; pgrep -f '[a]sync_wrapper'", check=False).stdout.strip() == "", 10)
 
 
 RELAY_MODEL = "/home/spark/models/relay-test"
@@ -272,8 +296,10 @@ def test_weights_go_to_the_workers_in_a_relay_and_a_node_holding_them_forwards_i
         "from": "10.10.10.2", "fell_back": None, "to_next": False}, second
     assert second["bytes_sent"] == first["bytes_sent"] > 24 << 20 and second["checksum"] != first["checksum"]
     assert [ssh(node, MODEL_DIGESTS).stdout for node in WORKERS] == [relay_model] * 2
+    relay_id = first["invocation"]["module_args"]["relay_id"]
     for node in WORKERS:  # the spool went with its reader, the markers with the sender; no staging directory left
-        assert ssh(node, "ls -A %s" % RELAY_DIR, check=False).stdout.split() == [], node
+        assert [name for name in ssh(node, "ls -A %s" % RELAY_DIR, check=False).stdout.split()
+                if name.startswith(relay_id)] == [], node
         assert [name for name in models(node) if name.startswith(".weight_sync")] == [], node
     ssh("spark-lab3", "rm -rf %s" % RELAY_MODEL)
     rc, results = weights_in_a_relay(three_sparks[0])

@@ -9,7 +9,7 @@ import re
 import time
 
 import pytest
-from labkit import NODES, REPORTS, lab, playbook, recap, rejected_before_connecting, ssh
+from labkit import NODES, REPORTS, lab, playbook, recap, rejected_before_connecting, ssh, wait_for
 
 HEAD, WORKER = "spark-2959", "spark-ba63"
 STATE = "/var/lib/dgx-spark/train"
@@ -33,16 +33,6 @@ def run_id_of(output):
     found = re.findall(r"(tiny-regression-\d{8}t\d{6})", output)
     assert found, output[-3000:]
     return found[-1]
-
-
-def wait_for(check, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError("%s: not within %d s" % (what, timeout))
 
 
 def fabric_blocked(node, rules):
@@ -169,8 +159,8 @@ def test_a_rank_killed_mid_run_stops_the_other_within_the_bound_and_names_the_ra
     fabric_blocked(WORKER, ["INPUT -s 10.10.10.1 -p tcp ! --dport 22 -j DROP",
                             "OUTPUT -d 10.10.10.1 -p tcp ! --sport 22 -j DROP"])
     ssh(WORKER, "sudo pkill -KILL -f '[p]ython3 -u /usr/local/lib/dgx-spark/train/examples/tiny_regression.py'")
-    failed = wait_for(lambda: record(run_id).get("others_stopped_after") is not None and record(run_id), 30,
-                      "the watcher stopping the other rank")
+    failed = wait_for("the watcher stopping the other rank",
+                      lambda: record(run_id).get("others_stopped_after") is not None and record(run_id), 30)
     assert failed["state"] == "failed" and failed["failure"]["rank"] == 1 and failed["failure"]["host"] == WORKER
     assert failed["others_stopped_after"] < 10
     assert any("ChildFailedError" in line for line in failed["failure"]["tail"])  # torchrun's report, kept
