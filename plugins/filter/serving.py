@@ -21,9 +21,10 @@ def serving_entry(catalog, key, overrides=None, engine_root=_catalog.TRT_ENGINE_
         raise AnsibleFilterError(str(exc))
 
 
-def serving_node(host_vars):
-    """One node for serving_plan from its hostvars: {host, total_mib, available_mib} (gpu_vram_facts)."""
-    facts = host_vars.get("gpu_vram") or {}
+def serving_node(host_vars, look=None):
+    """One node for serving_plan from its hostvars: {host, total_mib, available_mib} from the gpu_vram facts, or from
+    the memory of the serving_info result registered as look."""
+    facts = ((host_vars.get(look) or {}).get("memory") if look else host_vars.get("gpu_vram")) or {}
     return {"host": host_vars["inventory_hostname"], "total_mib": facts.get("total_mib"),
             "available_mib": facts.get("available_mib")}
 

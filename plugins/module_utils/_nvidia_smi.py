@@ -1,15 +1,18 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, dgx_spark.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Parsers for `nvidia-smi --query-gpu=... --format=csv` output and /proc/meminfo.
+"""Parsers for `nvidia-smi --query-gpu=... --format=csv` output and /proc/meminfo, and the one query of a node's GPUs
+and memory (gather) that gpu_vram_facts and serving_info run.
 
-Pure functions: no I/O, so unit tests feed them recorded outputs.
+The parsers are pure functions (no I/O), so unit tests feed them recorded outputs.
 """
 
 from __future__ import annotations
 
 import csv
 import re
+
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import TIMED_OUT_RC, CommandRunner, tail
 
 # Values the driver prints where it has no number. GB10 (unified memory) prints [N/A] for memory.*.
 NOT_AVAILABLE = frozenset(("[n/a]", "n/a", "[not supported]", "not supported", "[unknown error]",
@@ -133,3 +136,48 @@ def node_summary(gpus, meminfo_text=None):
         "available_mib": sum(gpu["memory_free_mib"] or 0 for gpu in gpus),
         "source": "nvidia-smi",
     }
+
+
+DRIVER_HINT = ("check that the NVIDIA driver is installed and loaded (nvidia-smi works as this user), "
+               "or set fail_on_missing=false for nodes without a GPU")
+
+
+def empty_result(reason):
+    return {"present": False, "gpus": [], "gpu_count": 0, "unified_memory": False, "total_mib": None,
+            "available_mib": None, "source": None, "driver_version": None, "error": reason}
+
+
+def read_meminfo(module, path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError as exc:
+        module.fail_json(msg="GPU memory is unified but %s could not be read: %s" % (path, exc))
+
+
+def gather(module, nvidia_smi="nvidia-smi", meminfo_path="/proc/meminfo", timeout=30):
+    """The node's GPUs and memory: (facts, failure) where failure is (msg, rc, stdout, stderr) or None."""
+    binary = module.get_bin_path(nvidia_smi)
+    if not binary:
+        return None, ("nvidia-smi not found (looked for %r on PATH): %s" % (nvidia_smi, DRIVER_HINT), None, "", "")
+    argv = [binary, "--query-gpu=" + ",".join(GPU_QUERY_FIELDS), "--format=csv,noheader,nounits"]
+    runner = CommandRunner(module)
+    rc, stdout, stderr = runner.run(argv, timeout=timeout, environ_update={"LC_ALL": "C"})
+    if rc == TIMED_OUT_RC:
+        return None, ("nvidia-smi did not answer within %s s: the driver may be hung; %s"
+                      % (timeout, DRIVER_HINT), rc, stdout, stderr)
+    if rc != 0:
+        detail = tail(stdout + "\n" + stderr, 5).strip()
+        return None, ("nvidia-smi exited with rc=%s: %s. %s" % (rc, detail or "no output", DRIVER_HINT), rc, stdout, stderr)
+    try:
+        gpus = [gpu_record(row) for row in parse_query_csv(stdout, GPU_QUERY_FIELDS)]
+        if not gpus:
+            return None, ("nvidia-smi listed no GPU: %s" % DRIVER_HINT, rc, stdout, stderr)
+        meminfo = read_meminfo(module, meminfo_path) if any(g["unified_memory"] for g in gpus) else None
+        summary = node_summary(gpus, meminfo)
+    except NvidiaSmiParseError as exc:
+        return None, ("nvidia-smi output is not the CSV that was queried (%s); run `%s` by hand to see what "
+                      "the driver prints" % (exc, " ".join(argv)), rc, stdout, stderr)
+    facts = dict(summary, present=True, gpus=gpus, gpu_count=len(gpus),
+                 driver_version=gpus[0]["driver_version"], error=None)
+    return facts, None

@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._catalog import SECRET_ENV
+
 # The label every serving container carries (docker ps --filter label=...); the others are dgx-spark.<field>.
 SERVING_LABEL = "dgx-spark.role=serving"
 # A container a launch set aside (stopped, renamed) until the new model answers, to bring back if it does not.
@@ -32,6 +34,22 @@ def config_hash(entry, plan_result, settings):
         shape["pp"] = plan_result["pp"]
     blob = json.dumps(shape, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def without_secrets(record):
+    """A docker inspect record with the values of secret-named environment variables (the API key) hidden."""
+    config = record.get("Config") or {}
+    config["Env"] = [entry if not SECRET_ENV.search(entry.partition("=")[0]) else entry.partition("=")[0] + "=********"
+                     for entry in config.get("Env") or []]
+    return record
+
+
+def inspected(runner, docker="docker"):
+    """docker's inspect records of every serving container on this node (running, stopped or parked), secrets hidden."""
+    docker = runner.which(docker, "install docker (DGX OS ships it)")
+    ids = runner.check([docker, "ps", "-aq", "--filter", "label=" + SERVING_LABEL], "listing the serving containers").split()
+    records = json.loads(runner.check([docker, "inspect"] + ids, "docker inspect")) if ids else []
+    return [without_secrets(record) for record in records]
 
 
 def containers(inspect_json):

@@ -140,60 +140,7 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dgx_spark.cluster.plugins.module_utils._nvidia_smi import (
-    GPU_QUERY_FIELDS,
-    NvidiaSmiParseError,
-    gpu_record,
-    node_summary,
-    parse_query_csv,
-)
-from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import TIMED_OUT_RC, CommandRunner, tail
-
-DRIVER_HINT = ("check that the NVIDIA driver is installed and loaded (nvidia-smi works as this user), "
-               "or set fail_on_missing=false for nodes without a GPU")
-
-
-def empty_result(reason):
-    return {"present": False, "gpus": [], "gpu_count": 0, "unified_memory": False, "total_mib": None,
-            "available_mib": None, "source": None, "driver_version": None, "error": reason}
-
-
-def read_meminfo(module, path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except OSError as exc:
-        module.fail_json(msg="GPU memory is unified but %s could not be read: %s" % (path, exc))
-
-
-def gather(module):
-    """(facts, failure) where failure is (msg, rc, stdout, stderr) or None."""
-    params = module.params
-    binary = module.get_bin_path(params["nvidia_smi_path"])
-    if not binary:
-        return None, ("nvidia-smi not found (looked for %r on PATH): %s" % (params["nvidia_smi_path"], DRIVER_HINT),
-                      None, "", "")
-    argv = [binary, "--query-gpu=" + ",".join(GPU_QUERY_FIELDS), "--format=csv,noheader,nounits"]
-    runner = CommandRunner(module)
-    rc, stdout, stderr = runner.run(argv, timeout=params["timeout"], environ_update={"LC_ALL": "C"})
-    if rc == TIMED_OUT_RC:
-        return None, ("nvidia-smi did not answer within %s s: the driver may be hung; %s"
-                      % (params["timeout"], DRIVER_HINT), rc, stdout, stderr)
-    if rc != 0:
-        detail = tail(stdout + "\n" + stderr, 5).strip()
-        return None, ("nvidia-smi exited with rc=%s: %s. %s" % (rc, detail or "no output", DRIVER_HINT), rc, stdout, stderr)
-    try:
-        gpus = [gpu_record(row) for row in parse_query_csv(stdout, GPU_QUERY_FIELDS)]
-        if not gpus:
-            return None, ("nvidia-smi listed no GPU: %s" % DRIVER_HINT, rc, stdout, stderr)
-        meminfo = read_meminfo(module, params["meminfo_path"]) if any(g["unified_memory"] for g in gpus) else None
-        summary = node_summary(gpus, meminfo)
-    except NvidiaSmiParseError as exc:
-        return None, ("nvidia-smi output is not the CSV that was queried (%s); run `%s` by hand to see what "
-                      "the driver prints" % (exc, " ".join(argv)), rc, stdout, stderr)
-    facts = dict(summary, present=True, gpus=gpus, gpu_count=len(gpus),
-                 driver_version=gpus[0]["driver_version"], error=None)
-    return facts, None
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._nvidia_smi import empty_result, gather
 
 
 def main():
@@ -206,7 +153,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    facts, failure = gather(module)
+    params = module.params
+    facts, failure = gather(module, params["nvidia_smi_path"], params["meminfo_path"], params["timeout"])
     if failure:
         msg, rc, stdout, stderr = failure
         if module.params["fail_on_missing"]:

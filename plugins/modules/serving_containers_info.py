@@ -23,14 +23,7 @@ options:
     default: docker
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: It only reads.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - dgx_spark.cluster.read_only
 """
 
 EXAMPLES = r"""
@@ -50,29 +43,15 @@ containers:
   elements: dict
 """
 
-import json
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dgx_spark.cluster.plugins.module_utils._catalog import SECRET_ENV
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
-from ansible_collections.dgx_spark.cluster.plugins.module_utils._serving_state import SERVING_LABEL
-
-
-def without_secrets(record):
-    """The inspect record with the values of secret-named environment variables (the API key) hidden."""
-    config = record.get("Config") or {}
-    config["Env"] = [entry if not SECRET_ENV.search(entry.partition("=")[0]) else entry.partition("=")[0] + "=********"
-                     for entry in config.get("Env") or []]
-    return record
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._serving_state import inspected
 
 
 def main():
     module = AnsibleModule(argument_spec=dict(docker=dict(type="str", default="docker")), supports_check_mode=True)
     runner = CommandRunner(module)
-    docker = runner.which(module.params["docker"], "install docker (DGX OS ships it)")
-    ids = runner.check([docker, "ps", "-aq", "--filter", "label=" + SERVING_LABEL], "listing the serving containers").split()
-    records = json.loads(runner.check([docker, "inspect"] + ids, "docker inspect")) if ids else []
-    module.exit_json(changed=False, containers=[without_secrets(record) for record in records])
+    module.exit_json(changed=False, containers=inspected(runner, module.params["docker"]))
 
 
 if __name__ == "__main__":

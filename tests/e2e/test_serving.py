@@ -205,7 +205,8 @@ def test_pipeline_stages_start_one_per_node_and_the_real_completion_check_catche
 
 
 def test_solo_launch_answers_a_real_completion():
-    out = playbook("launch_model.yml", "-e", "model=lab-tiny-llama")
+    # with no facts cached by earlier runs, as in a fresh AWX job container: the launch gathers what it needs itself
+    out = playbook("launch_model.yml", "-e", "model=lab-tiny-llama", env={"ANSIBLE_CACHE_PLUGIN": "ansible.builtin.memory"})
     assert out.returncode == 0, out.stdout[-4000:]
     assert [name.split()[0] for name in serving("spark-2959")] == ["dgx-spark-serve-lab-tiny-llama-r0"]
     # the same greedy text as the model split over both nodes
@@ -219,6 +220,8 @@ def test_relaunch_of_the_same_configuration_changes_nothing():
     assert "already serving (nothing restarted)" in out.stdout
     assert all(c["changed"] == 0 for c in recap(out.stdout).values())
     assert serving("spark-2959") == before
+    # answered from one look at the nodes: no swap lock taken, nothing launched
+    assert "Take the swap lock" not in out.stdout and "Otherwise launch under the swap lock" in out.stdout
 
 
 def test_the_endpoint_refuses_a_request_without_the_key_and_the_key_never_shows():
@@ -277,6 +280,9 @@ def test_a_held_swap_lock_fails_fast_naming_the_holder():
         out = playbook("launch_model.yml", "-e", "model=lab-tiny-llama-tp2")
         assert out.returncode != 0 and time.monotonic() - start < 60
         assert "held by carol@awx-job-42 (gpt-oss-120b)" in out.stdout
+        # what serves is not answered for around a held lock either: the run waits for it, or fails as here
+        same = playbook("launch_model.yml", "-e", "model=lab-tiny-llama")
+        assert same.returncode != 0 and "held by carol@awx-job-42 (gpt-oss-120b)" in same.stdout, same.stdout[-3000:]
         assert serving("spark-2959") == before and serving("spark-ba63") == []
         assert "theirs" in ssh("spark-2959", "sudo cat /var/lib/dgx-spark/serving.lock").stdout  # not released
     finally:

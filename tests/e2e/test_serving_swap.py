@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from labkit import CURL_AUTH, ROOT, VENV_BIN, ansible_env, lab, playbook, ssh
+from labkit import CURL_AUTH, ROOT, VENV_BIN, ansible_env, lab, playbook, recap, ssh
 
 LOCK = "/var/lib/dgx-spark/serving.lock"
 SOLO = "lab-tiny-llama"
@@ -213,6 +213,25 @@ def test_a_scheduler_holds_the_lock_across_runs_with_its_token():
         released = playbook("serving_lock.yml", "-e", "action=release", "-e", "model_serving_lock_token=" + token)
     assert released.returncode == 0
     assert ssh("spark-2959", "sudo test -e %s" % LOCK, check=False).returncode != 0
+
+
+def test_a_relaunch_answers_from_one_look_unless_the_watchdog_is_not_as_asked():
+    watched = ("-e", "model_serving_watchdog=true")
+    before = containers()
+    out = launch(TP2, *watched)
+    assert out.returncode == 0 and "already serving (nothing restarted)" in out.stdout, out.stdout[-3000:]
+    assert "Take the swap lock" not in out.stdout and all(c["changed"] == 0 for c in recap(out.stdout).values())
+    # a watchdog someone stopped, then one asked to look at other intervals: the launch takes the lock and mends it,
+    # the model untouched
+    ssh("spark-2959", "sudo systemctl stop dgx-spark-serving-watchdog")
+    out = launch(TP2, *watched)
+    assert out.returncode == 0 and "Take the swap lock" in out.stdout, out.stdout[-3000:]
+    assert ssh("spark-2959", "systemctl is-active dgx-spark-serving-watchdog", check=False).stdout.strip() == "active"
+    for interval in (7, 10):
+        out = launch(TP2, *watched, "-e", json.dumps({"model_serving_watchdog_interval": interval}))
+        assert out.returncode == 0 and "Take the swap lock" in out.stdout, out.stdout[-3000:]
+        assert json.loads(ssh("spark-2959", "cat /etc/dgx-spark/serving/watchdog.json").stdout)["interval"] == interval
+    assert containers() == before and "already serving (nothing restarted)" in out.stdout
 
 
 def test_the_watchdog_restarts_the_group_when_the_worker_rank_dies():

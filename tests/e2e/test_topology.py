@@ -89,13 +89,15 @@ def test_the_nccl_gate_runs_across_three_and_per_pair_naming_the_slowest_link(th
 
 
 def staged_model(tmp_path, image):
-    """Extra vars with a catalog entry 'lab-staged' of three pipeline stages (a local model directory on the head)."""
+    """Extra vars with a catalog entry 'lab-staged' of three pipeline stages (a local model directory on the head),
+    without the launch's preflight and jumbo pings (proven by the tests above; these are about the plan and copies)."""
     ssh("spark-2959", "mkdir -p /home/spark/models/staged && echo '{}' > /home/spark/models/staged/config.json && "
                       "head -c 8388608 /dev/urandom > /home/spark/models/staged/model.safetensors")
     entry = {"local_path": "/home/spark/models/staged", "image": image, "params_b": 0.01, "dtype": "float32",
              "pp": 3, "max_model_len": 512, "served_name": "staged", "port": 8000}
     extra = tmp_path / "catalog.json"
-    extra.write_text(json.dumps({"model_serving_catalog": {"lab-staged": entry}}))
+    extra.write_text(json.dumps({"model_serving_catalog": {"lab-staged": entry}, "model_serving_preflight": False,
+                                 "model_serving_fabric_check": False}))
     return extra
 
 
@@ -236,7 +238,8 @@ def test_a_launch_whose_weights_fail_waits_for_the_image_and_stops_nothing(three
         lab("link-rate", "spark-2959", "0")
         ssh("spark-2959", "rm -f /home/spark/models/staged/tokenizer.json")
     assert out.returncode != 0
-    assert "in step 'The weights copy worked'" in out.stdout and "dangling links" in out.stdout, out.stdout[-3000:]
+    assert "in step 'Copy the weights (a Hugging Face cache entry or a local directory) from the head, the same way'" \
+        in out.stdout and "dangling links" in out.stdout, out.stdout[-3000:]
     assert "Nothing was stopped" in out.stdout
     assert images == [relay_image] * 2  # the launch returned only once the image copy had ended, whole
     for node in WORKERS:  # no copy, receiver or sender runs on (an async job's wrapper takes a moment to exit)

@@ -1,8 +1,8 @@
-"""serving_containers_info: docker's inspect records, without the values of secret-named environment variables."""
+"""serving_containers_info (_serving_state.without_secrets): docker's inspect records, without the values of secret-named environment variables."""
 
 from __future__ import annotations
 
-from ansible_collections.dgx_spark.cluster.plugins.modules.serving_containers_info import without_secrets
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._serving_state import without_secrets
 
 
 def test_the_api_key_in_a_container_s_environment_is_hidden_and_the_rest_kept():

@@ -4,56 +4,12 @@ printing the container's state)."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from ansible_collections.dgx_spark.cluster.plugins.modules import serving_wait
 
 SERVED = "DeepSeek-R1-Distill-Qwen-1.5B"  # the id in the recorded /v1/models answer
-
-
-def recorded_json(fixture_body, relpath):
-    return next(line for line in fixture_body(relpath).splitlines() if line.startswith("{"))
-
-
-@pytest.fixture
-def api(fixture_body):
-    """An engine's API on 127.0.0.1: answers and requests seen are in the returned dict."""
-    state = {"completion_status": 200, "requests": [],
-             "models": recorded_json(fixture_body, "vllm/curl_v1_models_served_name_root_path_k8s.txt"),
-             "completion": recorded_json(fixture_body, "vllm/curl_v1_completions_json_dougbtv.txt")}
-
-    class Handler(BaseHTTPRequestHandler):
-        def answer(self, status, body):
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self):
-            state["requests"].append(("GET", self.path, None))
-            self.answer(200, state["models"] if self.path == "/v1/models" else "")
-
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            state["requests"].append(("POST", self.path, body))
-            if state["completion_status"] == 200:
-                self.answer(200, state["completion"])
-            else:
-                self.answer(state["completion_status"], json.dumps({"error": {"message": "engine dead"}}))
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    state["url"] = "http://127.0.0.1:%d/health" % server.server_address[1]
-    yield state
-    server.shutdown()
 
 
 def docker_double(fake_tool, status="running", exit_code=0):
