@@ -98,7 +98,6 @@ mismatched:
   elements: str
 """
 
-import hashlib
 import json
 import os
 import re
@@ -106,6 +105,7 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import fetch_url
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _validate
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._digest import sha256_of
 
 REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
 
@@ -147,14 +147,6 @@ def hub_files(module, params, token):
         found = re.search(r'<([^>]+)>;\s*rel="next"', link or "")
         url = found.group(1) if found else None
     return commit, files
-
-
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(8 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def judge(entry_dir, commit, files, verify):

@@ -134,26 +134,23 @@ probe:
            "models": ["openai/gpt-oss-120b"], "completion": " is", "completion_tokens": 8, "elapsed": 0.21}
 """
 
-import hashlib
 import os
 import pwd
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _api_key, _nvidia_smi, _serving_state
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._digest import sha256_of
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._openai_api import api_problem, http_status
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
 
 
-def sha256_of(path):
-    digest = hashlib.sha256()
+def file_hash(path):
+    """sha256_of(path), or None when there is no such file."""
     try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        return sha256_of(path)
     except FileNotFoundError:
         return None
-    return digest.hexdigest()
 
 
 def unit_states(runner, units):
@@ -217,7 +214,7 @@ def main():
     runner = CommandRunner(module)
     records = _serving_state.inspected(runner, params["docker"])
     result = {"containers": records, "user": pwd.getpwuid(os.geteuid()).pw_name,
-              "files": dict((path, sha256_of(path)) for path in params["files"]),
+              "files": dict((path, file_hash(path)) for path in params["files"]),
               "units": unit_states(runner, params["units"])}
     if params["memory"]:
         memory, failure = _nvidia_smi.gather(module)
