@@ -20,6 +20,8 @@ description:
   - With O(lock_path), whether the swap lock file exists (a run holds it, or one died holding it), read without
     taking it.
   - With O(files) and O(units), the SHA-256 of each file and each systemd unit's active and enabled state.
+  - With O(images) and O(directories), whether each docker image is present and what each path is (a launch asks the
+    head for its image and its local model directory).
   - With O(probe), when rank 0 of that model runs on this node, its OpenAI API is asked as a launch's readiness asks
     it - C(/health), the served name at C(/v1/models) and one real greedy completion.
   - Reads only; it changes nothing and behaves the same in check mode.
@@ -46,6 +48,16 @@ options:
     description: systemd units whose C(ActiveState) and C(UnitFileState) are reported.
     type: list
     elements: str
+    default: []
+  images:
+    description: Docker images whose presence in the node's docker is reported (C(docker image inspect)).
+    type: list
+    elements: str
+    default: []
+  directories:
+    description: Paths reported as a directory, something else, or absent.
+    type: list
+    elements: path
     default: []
   probe:
     description: Ask rank 0 of this model, when its container runs here, for a real completion.
@@ -119,6 +131,16 @@ files:
   description: "C({path: sha256}) of O(files), null for a missing file."
   returned: always
   type: dict
+images:
+  description: "C({image: present}) of O(images)."
+  returned: always
+  type: dict
+  sample: {"vllm/vllm-openai:v0.11.0": true}
+directories:
+  description: "C({path: kind}) of O(directories): C(directory), C(other) (it exists and is not one), or null (absent)."
+  returned: always
+  type: dict
+  sample: {"/home/spark/models/tiny-llama": "directory"}
 units:
   description: "C({unit: {active, enabled}}), systemd's C(ActiveState) and C(UnitFileState) (null without systemctl)."
   returned: always
@@ -164,6 +186,23 @@ def unit_states(runner, units):
     return states
 
 
+def path_kind(path):
+    """'directory', 'other' (it exists and is not one) or None (absent)."""
+    if os.path.isdir(path):
+        return "directory"
+    return "other" if os.path.lexists(path) else None
+
+
+def images_present(runner, docker, images):
+    present = {}
+    if images:
+        docker = runner.which(docker, "install docker (DGX OS ships it)")
+    for image in images:
+        rc, _stdout, _stderr = runner.run([docker, "image", "inspect", "--format", "{{.Id}}", "--", image])
+        present[image] = rc == 0
+    return present
+
+
 def rank0(records, model):
     """The running (not parked) container of rank 0 of model among records, or None."""
     for container in _serving_state.containers(records):
@@ -200,6 +239,8 @@ def main():
             lock_path=dict(type="path"),
             files=dict(type="list", elements="path", default=[]),
             units=dict(type="list", elements="str", default=[]),
+            images=dict(type="list", elements="str", default=[]),
+            directories=dict(type="list", elements="path", default=[]),
             probe=dict(type="dict", options=dict(
                 model=dict(type="str", required=True),
                 served_name=dict(type="str", required=True),
@@ -215,7 +256,9 @@ def main():
     records = _serving_state.inspected(runner, params["docker"])
     result = {"containers": records, "user": pwd.getpwuid(os.geteuid()).pw_name,
               "files": dict((path, file_hash(path)) for path in params["files"]),
-              "units": unit_states(runner, params["units"])}
+              "units": unit_states(runner, params["units"]),
+              "images": images_present(runner, params["docker"], params["images"]),
+              "directories": dict((path, path_kind(path)) for path in params["directories"])}
     if params["memory"]:
         memory, failure = _nvidia_smi.gather(module)
         if failure:

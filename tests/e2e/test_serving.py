@@ -239,9 +239,14 @@ def test_the_endpoint_refuses_a_request_without_the_key_and_the_key_never_shows(
 
 
 def test_without_a_key_an_endpoint_on_an_untrusted_lan_is_refused_before_any_connection():
+    """As an unreadable key file and a variable of the role's own given from outside."""
     untrusted = json.dumps({"model_serving_api_key": "", "model_serving_lan_trusted": False})
     rejected_before_connecting("launch_model.yml", ["model=lab-tiny-llama", untrusted],
                                "An API key is required: the endpoint listens on every address of the head")
+    unreadable = json.dumps({"model_serving_api_key": "", "model_serving_api_key_file": "/nonexistent/key"})
+    rejected_before_connecting("launch_model.yml", ["model=lab-tiny-llama", unreadable],
+                               "Not readable on the controller (where the secrets are read): "
+                               "model_serving_api_key_file /nonexistent/key.")
     internal = json.dumps({"_model_serving_entry": {"image": "evil", "local_path": "/"}})
     rejected_before_connecting("launch_model.yml", ["model=lab-tiny-llama", internal],
                                "_model_serving_entry: variables starting with _model_serving_ belong to the role")

@@ -23,14 +23,17 @@ def record(name, model="m", rank=0, state="running"):
                        "Labels": {"dgx-spark.role": "serving", "dgx-spark.model": model, "dgx-spark.rank": str(rank)}}}
 
 
-def docker_double(fake_tool, records):
-    """docker that lists the records' ids for `ps` and prints the records for `inspect`."""
+def docker_double(fake_tool, records, images=()):
+    """docker that lists the records' ids for `ps`, prints the records for `inspect` and knows only `images` (its
+    `image inspect` exits 1 for any other, as docker does)."""
     tool = fake_tool("docker")
     (tool.parent / "inspect.json").write_text(json.dumps(records))
     tool.write_text("#!/bin/sh\n"
                     'printf "%%s\\n" "$*" >> "%s.argv"\n'
+                    'if [ "$1" = image ]; then for known in %s; do [ "$known" = "$6" ] && exit 0; done; '
+                    'echo "Error: No such image: $6" >&2; exit 1; fi\n'
                     'if [ "$1" = ps ]; then printf "%s\\n"; else cat "%s"; fi\n'
-                    % (tool, "\\n".join(r["Id"] for r in records), tool.parent / "inspect.json"))
+                    % (tool, " ".join(images), "\\n".join(r["Id"] for r in records), tool.parent / "inspect.json"))
     tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
     return tool
 
@@ -104,3 +107,16 @@ def test_without_a_driver_the_look_fails_saying_what_to_check(module_runner, fak
     fake_tool("nvidia-smi", fixture_body("derived/nvidia_smi_driver_not_loaded.txt"), rc=9)
     result, failed = module_runner(serving_info.main, {})
     assert failed and "nvidia-smi exited with rc=9" in result["msg"] and result["rc"] == 9
+
+
+def test_images_and_directories_a_launch_needs_on_the_head(tmp_path, module_runner, fake_tool, fixture_body):
+    model_dir, not_a_dir = tmp_path / "models" / "tiny", tmp_path / "weights.bin"
+    model_dir.mkdir(parents=True)
+    not_a_dir.write_text("x")
+    docker_double(fake_tool, [], images=["vllm/vllm-openai:v0.11.0"])
+    result, failed = module_runner(serving_info.main, {
+        "memory": False, "images": ["vllm/vllm-openai:v0.11.0", "nvcr.io/nvidia/absent:1"],
+        "directories": [str(model_dir), str(not_a_dir), str(tmp_path / "absent")]})
+    assert not failed, result
+    assert result["images"] == {"vllm/vllm-openai:v0.11.0": True, "nvcr.io/nvidia/absent:1": False}
+    assert result["directories"] == {str(model_dir): "directory", str(not_a_dir): "other", str(tmp_path / "absent"): None}
