@@ -10,6 +10,9 @@ For each catalog model (solo and TP=2 by default) it prints:
   engine wait     inside the cold launch: serving_wait's own elapsed time (start -> a real completion)
   ping            a playbook that only pings the same nodes (Ansible's own floor; the median of three), timed in the
                   same run
+  busy CPUs       how many of the machine's CPUs the cold launch's own work (outside its wait for the engine) kept
+                  busy, the controller and the nodes together (/proc/stat sampled every 0.1 s): near the CPU count,
+                  that work is bound by the lab's CPUs
 and for a model over more than one node, with --absent:
   cold absent     the cold launch with the image and the weights absent on the workers
   transfers       the image copy alone (p2p_image_copy, as the role runs it) and the weights alone (weight_sync)
@@ -21,11 +24,13 @@ Printed, never asserted.  Usage: .venv/bin/python benchmarks/launch_model.py [--
 """
 
 import argparse
+import os
 import shlex
-import statistics
 import sys
 import tempfile
+import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -41,14 +46,67 @@ REPEATS = 3  # relaunches and pings, each figure their median
 ADDRESSES = ["10.10.10.1", "10.10.10.2"]
 
 
-def run_playbook(*args):
-    """(wall seconds, the JSON callback's document) of one playbook run."""
+def busy_cpu_seconds():
+    """The machine's busy CPU seconds so far (/proc/stat: user, nice, system, irq, softirq, steal). The lab's nodes
+    are containers on the same CPUs, so this counts the controller and every node."""
+    with open("/proc/stat") as handle:
+        fields = [int(value) for value in handle.readline().split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuSampler(threading.Thread):
+    """(epoch seconds, busy CPU seconds) every 0.1 s while a run lasts."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.samples, self.done = [], threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            self.samples.append((time.time(), busy_cpu_seconds()))
+            self.done.wait(0.1)
+
+    def busy_between(self, start, end):
+        """Busy CPU seconds from start to end (the samples nearest inside)."""
+        inside = [busy for when, busy in self.samples if start <= when <= end]
+        return inside[-1] - inside[0] if len(inside) > 1 else 0.0
+
+
+def run_playbook(*args, sampler=None):
+    """(wall seconds, the JSON callback's document) of one playbook run; with a sampler, it samples the run, and
+    the document gets its epoch start and end ("_run")."""
+    if sampler:
+        sampler.start()
+    started = time.time()
     start = time.monotonic()
     out = playbook(*args, timeout=1800, env=JSON_OUTPUT)
     wall = time.monotonic() - start
+    if sampler:
+        time.sleep(0.15)
+        sampler.done.set()
+        sampler.join()
     if out.returncode != 0:
         raise RuntimeError("%s failed:\n%s" % (" ".join(args), out.stdout[-3000:]))
-    return wall, json_document(out.stdout)
+    document = json_document(out.stdout)
+    document["_run"] = (started, started + wall)
+    return wall, document
+
+
+def epoch(stamp):
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def own_work_cpu(document, sampler):
+    """The CPUs the launch's own work kept busy (busy CPU seconds / seconds, outside its wait for the engine):
+    near the machine's CPU count, that work is bound by the lab's CPUs."""
+    start, end = document["_run"]
+    for play in document["plays"]:
+        for task in play["tasks"]:
+            if "Wait for /health" in task["task"]["name"] and HOSTS[0] in task["hosts"]:
+                waited = (epoch(task["task"]["duration"]["start"]), epoch(task["task"]["duration"]["end"]))
+                busy = sampler.busy_between(start, waited[0]) + sampler.busy_between(waited[1], end)
+                return busy / ((waited[0] - start) + (end - waited[1]))
+    raise RuntimeError("the launch did not wait for an engine")
 
 
 def look_answer(document):
@@ -110,18 +168,27 @@ PING = """
 
 
 def ping_playbook():
-    """Wall seconds of a playbook that only pings the lab's nodes (the median of REPEATS)."""
+    """(wall seconds, CPUs it kept busy) of a playbook that only pings the lab's nodes (the run with the median wall
+    time of REPEATS)."""
     path = Path(tempfile.mkdtemp()) / "ping.yml"
     path.write_text(PING)
-    return statistics.median(run_playbook(str(path))[0] for _run in range(REPEATS))
+    runs = sorted(sampled(str(path)) for _run in range(REPEATS))
+    return runs[len(runs) // 2][0], runs[len(runs) // 2][2]
+
+
+def sampled(*args):
+    """(wall seconds, document, CPUs the run kept busy) of one playbook run."""
+    sampler = CpuSampler()
+    wall, document = run_playbook(*args, sampler=sampler)
+    return wall, document, sampler.busy_between(*document["_run"]) / wall
 
 
 def relaunched(key):
-    """(wall seconds, seconds of it rank 0 spent answering) of a relaunch of what serves: the run with the median
-    wall time of REPEATS."""
-    runs = sorted((run_playbook("launch_model.yml", "-e", "model=" + key) for _run in range(REPEATS)), key=lambda run: run[0])
-    wall, document = runs[len(runs) // 2]
-    return wall, look_answer(document)
+    """(wall seconds, seconds of it rank 0 spent answering, CPUs it kept busy) of a relaunch of what serves: the run
+    with the median wall time of REPEATS."""
+    runs = sorted((sampled("launch_model.yml", "-e", "model=" + key) for _run in range(REPEATS)), key=lambda run: run[0])
+    wall, document, busy = runs[len(runs) // 2]
+    return wall, look_answer(document), busy
 
 
 def without_artifacts_on_workers(entry):
@@ -162,9 +229,12 @@ def main():
         run_playbook("stop_model.yml")
         engine = engine_start(key)
         run_playbook("stop_model.yml")
-        cold, document = run_playbook("launch_model.yml", "-e", "model=" + key)
-        relaunch, answering = relaunched(key)
-        figures[key] = (cold, relaunch, answering, engine, engine_wait(document), ping_playbook())
+        sampler = CpuSampler()
+        cold, document = run_playbook("launch_model.yml", "-e", "model=" + key, sampler=sampler)
+        relaunch, answering, relaunch_busy = relaunched(key)
+        ping, ping_busy = ping_playbook()
+        figures[key] = (cold, relaunch, answering, engine, engine_wait(document), ping,
+                        own_work_cpu(document, sampler), relaunch_busy, ping_busy)
         entry = _catalog.validate_entry(key, catalog[key])
         if args.absent and _fit_plan.placements(entry["tp"], entry["pp"], len(HOSTS))[0] != (1, 1):
             run_playbook("stop_model.yml")
@@ -174,12 +244,16 @@ def main():
     run_playbook("stop_model.yml")
     header = ("model", "cold s", "relaunch s", "its answer s", "engine start s", "engine wait s", "ping s",
               "relaunch / cold", "relaunch / ping", "(relaunch - answer) / ping", "overhead s (cold-start)",
-              "overhead s (cold-wait)")
-    print("\n%-20s %8s %11s %13s %15s %14s %7s %16s %16s %27s %24s %23s" % header)
-    for key, (cold, relaunch, answering, engine, wait, ping) in figures.items():
+              "overhead s (cold-wait)", "busy CPUs: overhead", "relaunch", "ping")
+    print("\n%-20s %8s %11s %13s %15s %14s %7s %16s %16s %27s %24s %23s %21s %9s %5s" % header)
+    for key, (cold, relaunch, answering, engine, wait, ping, busy, relaunch_busy, ping_busy) in figures.items():
         row = (key, cold, relaunch, answering, engine, wait, ping, relaunch / cold, relaunch / ping,
-               (relaunch - answering) / ping, cold - engine, cold - wait)
-        print("%-20s %8.1f %11.2f %13.2f %15.1f %14.1f %7.2f %16.2f %16.2f %27.2f %24.1f %23.1f" % row)
+               (relaunch - answering) / ping, cold - engine, cold - wait, busy, relaunch_busy, ping_busy)
+        print("%-20s %8.1f %11.2f %13.2f %15.1f %14.1f %7.2f %16.2f %16.2f %27.2f %24.1f %23.1f %21.2f %9.2f %5.2f"
+              % row)
+    print("busy CPUs: how many of the lab's %d CPUs were busy on average (the controller and both nodes together) "
+          "during the cold" % os.cpu_count())
+    print("launch's own work (outside its wait for the engine), the relaunch and the ping playbook")
     print("targets: relaunch / cold <= 0.05; relaunch / ping <= 2; overhead <= 10 s (serving), <= 5 s (#23)")
     print("(relaunch - answer) / ping: the relaunch without rank 0's own time to answer its real completion (the lab's")
     print("CPU engine's share; a GB10 answers in milliseconds); relaunch and ping are the medians of %d runs" % REPEATS)

@@ -71,6 +71,20 @@ options:
     description: The docker CLI.
     type: str
     default: docker
+  api_key_file:
+    description:
+      - Rank 0's API key file (docker's C(--env-file) format, C(VLLM_API_KEY=<key>)), converged before the container
+        is created - holding O(api_key) (mode 0600, owned by O(api_key_owner)), or absent when O(api_key) is empty.
+      - When O(api_key) is set it must be the C(api_key_file) of O(settings), the file rank 0 reads its key from.
+    type: path
+  api_key:
+    description: The endpoint's API key written to O(api_key_file) (16 to 256 letters, digits and C(._~+/=-)); never
+      shown.
+    type: str
+    default: ""
+  api_key_owner:
+    description: The user who owns O(api_key_file) (the probes read it as that user); the module's user when unset.
+    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -91,6 +105,9 @@ EXAMPLES = r"""
     rank: "{{ rank }}"
     entry: "{{ entry }}"
     settings: "{{ settings }}"
+    api_key_file: "{{ settings.api_key_file if rank | int == 0 else omit }}"
+    api_key: "{{ api_key if rank | int == 0 else omit }}"
+    api_key_owner: spark
   become: true
 
 - name: Keep what serves aside while the new model starts
@@ -112,9 +129,11 @@ parked:
 """
 
 import os
+import pwd
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _catalog, _engine_argv, _validate
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _api_key, _catalog, _engine_argv, _validate
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._runner import CommandRunner
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._serving_state import SERVING_LABEL, containers
 
@@ -188,8 +207,55 @@ def check_inputs(module):
         if not settings_problems and params["rank"] >= _engine_argv.rank_count(params["settings"]):
             problems.append("rank %d is not below the run's %d ranks (settings.tp x settings.pp)"
                             % (params["rank"], _engine_argv.rank_count(params["settings"])))
+        if params["api_key"]:
+            if _validate.problem("api_key", params["api_key"], "api_key"):  # its message would carry the key
+                problems.append("api_key is not allowed: must be %s" % _validate.PATTERNS["api_key"][1])
+            if params["api_key_file"] != params["settings"].get("api_key_file"):
+                problems.append("api_key_file must be settings.api_key_file, the file rank 0 reads its key from")
     if problems:
         module.fail_json(msg="serving_container inputs rejected: " + "; ".join(problems))
+
+
+def key_file_content(params):
+    """What api_key_file should hold (None: absent)."""
+    return "%s=%s\n" % (_api_key.ENV_NAME, params["api_key"]) if params["api_key"] else None
+
+
+def key_file_differs(params):
+    path, wanted = params["api_key_file"], key_file_content(params)
+    if not path:
+        return False
+    if not os.path.exists(path):
+        return wanted is not None
+    if wanted is None:
+        return True
+    owner = params["api_key_owner"]
+    info = os.stat(path)
+    with open(path) as handle:
+        return (handle.read() != wanted or info.st_mode & 0o777 != 0o600
+                or (owner is not None and info.st_uid != pwd.getpwnam(owner).pw_uid))
+
+
+def write_key_file(module):
+    """api_key_file holding the key (0600, its owner's; replaced whole), or removed when there is no key."""
+    params = module.params
+    path, wanted = params["api_key_file"], key_file_content(params)
+    if wanted is None:
+        os.remove(path)
+        return
+    if not os.path.isdir(os.path.dirname(path)):
+        module.fail_json(msg="%s does not exist: the model_serving role makes the state directory before it starts "
+                             "rank 0" % os.path.dirname(path))
+    owner = pwd.getpwnam(params["api_key_owner"]) if params["api_key_owner"] else None
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".api-key.")
+    try:
+        os.write(handle, wanted.encode())
+        os.fchmod(handle, 0o600)
+        if owner:
+            os.fchown(handle, owner.pw_uid, owner.pw_gid)
+    finally:
+        os.close(handle)
+    os.replace(temporary, path)
 
 
 def started(module, node):
@@ -201,15 +267,24 @@ def started(module, node):
     before = {"container": name, "config": current["labels"].get("dgx-spark.config") if current else None,
               "state": current["state"] if current else "absent"}
     after = {"container": name, "config": config, "state": "running"}
+    if params["api_key_file"]:  # whether the file is there, never its key
+        key_file_before = os.path.exists(params["api_key_file"])
+        key_change = key_file_differs(params)
+        before["api_key_file"] = "present" if key_file_before else "absent"
+        after["api_key_file"] = "present" if params["api_key"] else "absent"
+    else:
+        key_change = False
     enabled = node.systemctl("is-enabled", unit(name))[0] == 0
     same = current is not None and before["config"] == config and current["state"] == "running"
-    if same and (enabled or not params["boot"]):
+    if same and (enabled or not params["boot"]) and not key_change:
         module.exit_json(changed=False, container=name, diff={"before": before, "after": after})
     if module.check_mode:
         module.exit_json(changed=True, container=name, diff={"before": before, "after": after})
     if not os.path.exists(UNIT_TEMPLATE):
         module.fail_json(msg="%s is missing: the model_serving role installs it before it starts a rank"
                              % UNIT_TEMPLATE)
+    if key_change:  # before docker create: the CLI reads --env-file there
+        write_key_file(module)
     if not same:
         if current is not None:
             node.remove(name)
@@ -282,6 +357,9 @@ def main():
             stop_timeout=dict(type="int", default=30),
             boot=dict(type="bool", default=True),
             docker=dict(type="str", default="docker"),
+            api_key_file=dict(type="path"),
+            api_key=dict(type="str", default="", no_log=True),
+            api_key_owner=dict(type="str", no_log=False),  # a user name
         ),
         required_if=[("state", "started", ("model", "entry", "settings"))],
         supports_check_mode=True,

@@ -20,8 +20,9 @@ description:
   - With O(lock_path), whether the swap lock file exists (a run holds it, or one died holding it), read without
     taking it.
   - With O(files) and O(units), the SHA-256 of each file and each systemd unit's active and enabled state.
-  - With O(images) and O(directories), whether each docker image is present and what each path is (a launch asks the
-    head for its image and its local model directory).
+  - With O(images) and O(directories), each docker image's ID (null when absent) and what each path is (a launch asks
+    every rank's node for its image - a worker holding the head's image ID needs no copy - and the head for its local
+    model directory).
   - With O(probe), when rank 0 of that model runs on this node, its OpenAI API is asked as a launch's readiness asks
     it - C(/health), the served name at C(/v1/models) and one real greedy completion.
   - Reads only; it changes nothing and behaves the same in check mode.
@@ -50,7 +51,7 @@ options:
     elements: str
     default: []
   images:
-    description: Docker images whose presence in the node's docker is reported (C(docker image inspect)).
+    description: Docker images whose ID in the node's docker is reported (C(docker image inspect)), null when absent.
     type: list
     elements: str
     default: []
@@ -132,10 +133,10 @@ files:
   returned: always
   type: dict
 images:
-  description: "C({image: present}) of O(images)."
+  description: "C({image: ID}) of O(images), null for an image the node does not have."
   returned: always
   type: dict
-  sample: {"vllm/vllm-openai:v0.11.0": true}
+  sample: {"vllm/vllm-openai:v0.11.0": "sha256:5b0f8e1a9c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f"}
 directories:
   description: "C({path: kind}) of O(directories): C(directory), C(other) (it exists and is not one), or null (absent)."
   returned: always
@@ -193,14 +194,15 @@ def path_kind(path):
     return "other" if os.path.lexists(path) else None
 
 
-def images_present(runner, docker, images):
-    present = {}
+def image_ids(runner, docker, images):
+    """{image: its ID, or None when docker does not have it}."""
+    ids = {}
     if images:
         docker = runner.which(docker, "install docker (DGX OS ships it)")
     for image in images:
-        rc, _stdout, _stderr = runner.run([docker, "image", "inspect", "--format", "{{.Id}}", "--", image])
-        present[image] = rc == 0
-    return present
+        rc, stdout, _stderr = runner.run([docker, "image", "inspect", "--format", "{{.Id}}", "--", image])
+        ids[image] = stdout.strip() or None if rc == 0 else None
+    return ids
 
 
 def rank0(records, model):
@@ -257,7 +259,7 @@ def main():
     result = {"containers": records, "user": pwd.getpwuid(os.geteuid()).pw_name,
               "files": dict((path, file_hash(path)) for path in params["files"]),
               "units": unit_states(runner, params["units"]),
-              "images": images_present(runner, params["docker"], params["images"]),
+              "images": image_ids(runner, params["docker"], params["images"]),
               "directories": dict((path, path_kind(path)) for path in params["directories"])}
     if params["memory"]:
         memory, failure = _nvidia_smi.gather(module)

@@ -64,8 +64,10 @@ options:
       - The other ranks of the group, as the watchdog lists them (dgx_spark.cluster.serving_watchdog_rank) - a rank
         whose container exited, died or was removed while waiting fails the task (one still created, its unit
         waiting for its own peers, does not).
-      - A rank on another node is asked over SSH (C(BatchMode), as the connecting user, on its fabric address); an
-        SSH that does not connect is not taken for a dead rank.
+      - A rank on another node is asked over SSH (C(BatchMode), as the connecting user, on its fabric address); while
+        waiting, an SSH that does not connect is not taken for a dead rank.
+      - Once the head answered, every peer is asked once more - ready means each peer's container runs (one that
+        does not, or whose node does not answer, fails the task naming it).
     type: list
     elements: dict
     default: []
@@ -135,8 +137,9 @@ exit_code:
   returned: when the container stopped
   type: int
 peer:
-  description: The rank of O(peers) whose container stopped (rank, container, address, state, exit_code).
-  returned: when a peer's container stopped
+  description: The rank of O(peers) whose container stopped, or does not run once the head answered (rank,
+    container, address, state, exit_code).
+  returned: when a peer's container stopped or does not run
   type: dict
 status:
   description: The last HTTP status of O(url) (null when it did not answer).
@@ -211,6 +214,16 @@ def stopped_peer(runner, docker, peers):
     return None
 
 
+def not_running_peer(runner, docker, peers):
+    """The first peer whose container does not run (or whose node did not answer over SSH: state 'unknown'), with
+    its state; None when every peer's container runs."""
+    for peer in peers:
+        seen = peer_state(runner, docker, peer) or ("unknown (its node did not answer over SSH)", None)
+        if seen[0] != "running":
+            return dict(peer, state=seen[0], exit_code=seen[1])
+    return None
+
+
 def log_tail(runner, docker, name, lines):
     rc, stdout, stderr = runner.run([docker, "logs", "--tail", str(lines), name])
     return (stdout + stderr).splitlines()[-lines:]
@@ -267,13 +280,19 @@ def main():
         state, exit_code = container_state(runner, docker, name)
         status = None if state != "running" else http_status(url)
         elapsed = round(time.monotonic() - start, 1)
-        if status == 200 and not served_name:
-            module.exit_json(changed=False, elapsed=elapsed, state=state, status=status)
         if status == 200:
-            problem, fields = api_problem(base, served_name, module.params["completion_timeout"], key)
+            problem, fields = api_problem(base, served_name, module.params["completion_timeout"], key) \
+                if served_name else (None, {})
             elapsed = round(time.monotonic() - start, 1)
             if problem:
                 module.fail_json(msg=problem, elapsed=elapsed, state=state, status=status, **fields)
+            # ready means the whole group: every peer's container still runs once the head answered
+            peer = not_running_peer(runner, docker, peers)
+            if peer:
+                module.fail_json(msg="rank %d's container %s on %s is %s (exit code %s) although %s answered: the "
+                                     "group is not whole" % (peer["rank"], peer["container"], peer["address"],
+                                                             peer["state"], peer["exit_code"], url),
+                                 elapsed=elapsed, peer=peer, state=state, status=status, **fields)
             module.exit_json(changed=False, elapsed=elapsed, state=state, status=status, **fields)
         if state != "running":
             tail = log_tail(runner, docker, name, module.params["log_lines"]) if state != "absent" else []

@@ -183,3 +183,51 @@ def test_inputs_are_checked_again_where_they_are_used(module_runner, node, chang
     result, failed = rank(module_runner, **change)
     assert failed and message in result["msg"]
     assert not os.path.exists(os.environ["FAKE_STATE"]) or not any(c[0] == "create" for c in node()["calls"])
+
+
+KEY = "0123456789abcdef0123456789abcdef"
+
+
+def rank0(module_runner, tmp_path, **extra):
+    key_file = str(tmp_path / "api-key.env")
+    return module_runner(serving_container.main, dict({
+        "model": "m", "rank": 0, "entry": ENTRY, "settings": dict(SETTINGS, api_key_file=key_file),
+        "api_key_file": key_file, "api_key": KEY}, **extra))
+
+
+def test_rank_0_gets_its_key_file_before_its_container_and_the_key_is_never_shown(module_runner, node, tmp_path):
+    key_file = tmp_path / "api-key.env"
+    result, failed = rank0(module_runner, tmp_path, _ansible_check_mode=True)
+    assert not failed and result["changed"] and not key_file.exists()
+    result, failed = rank0(module_runner, tmp_path)
+    assert not failed and result["changed"]
+    assert key_file.read_text() == "VLLM_API_KEY=%s\n" % KEY and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert result["diff"]["before"]["api_key_file"] == "absent" and result["diff"]["after"]["api_key_file"] == "present"
+    assert KEY not in json.dumps(result)
+    argv = node()["containers"]["dgx-spark-serve-m-r0"]["argv"]
+    assert argv[argv.index("--env-file") + 1] == str(key_file) and KEY not in " ".join(argv)
+    again, failed = rank0(module_runner, tmp_path)
+    assert not failed and again["changed"] is False
+    # a file changed behind the role's back is written again; the running container is left alone
+    key_file.write_text("VLLM_API_KEY=other\n")
+    again, failed = rank0(module_runner, tmp_path)
+    assert not failed and again["changed"] and key_file.read_text() == "VLLM_API_KEY=%s\n" % KEY
+    assert len([c for c in node()["calls"] if c[0] == "create"]) == 1
+
+
+def test_without_a_key_rank_0_leaves_no_key_file(module_runner, node, tmp_path):
+    key_file = tmp_path / "api-key.env"
+    key_file.write_text("VLLM_API_KEY=%s\n" % KEY)
+    result, failed = rank0(module_runner, tmp_path, api_key="", settings=dict(SETTINGS, api_key_file=""))
+    assert not failed and result["changed"] and not key_file.exists()
+    assert "--env-file" not in node()["containers"]["dgx-spark-serve-m-r0"]["argv"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"api_key": "short"}, "api_key is not allowed: must be 16 to 256"),
+    ({"api_key_file": "/elsewhere/api-key.env"}, "api_key_file must be settings.api_key_file"),
+])
+def test_a_bad_key_or_key_file_is_refused_without_showing_the_key(module_runner, node, tmp_path, change, message):
+    result, failed = rank0(module_runner, tmp_path, **change)
+    assert failed and message in result["msg"] and "short" not in result["msg"] and KEY not in result["msg"]
+    assert not (tmp_path / "api-key.env").exists() and "state.json" not in os.listdir(tmp_path)

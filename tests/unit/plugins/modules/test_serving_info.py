@@ -25,12 +25,12 @@ def record(name, model="m", rank=0, state="running"):
 
 def docker_double(fake_tool, records, images=()):
     """docker that lists the records' ids for `ps`, prints the records for `inspect` and knows only `images` (its
-    `image inspect` exits 1 for any other, as docker does)."""
+    `image inspect` prints an ID for them and exits 1 for any other, as docker does)."""
     tool = fake_tool("docker")
     (tool.parent / "inspect.json").write_text(json.dumps(records))
     tool.write_text("#!/bin/sh\n"
                     'printf "%%s\\n" "$*" >> "%s.argv"\n'
-                    'if [ "$1" = image ]; then for known in %s; do [ "$known" = "$6" ] && exit 0; done; '
+                    'if [ "$1" = image ]; then for known in %s; do [ "$known" = "$6" ] && echo "sha256:id-of-$6" && exit 0; done; '
                     'echo "Error: No such image: $6" >&2; exit 1; fi\n'
                     'if [ "$1" = ps ]; then printf "%s\\n"; else cat "%s"; fi\n'
                     % (tool, " ".join(images), "\\n".join(r["Id"] for r in records), tool.parent / "inspect.json"))
@@ -118,5 +118,6 @@ def test_images_and_directories_a_launch_needs_on_the_head(tmp_path, module_runn
         "memory": False, "images": ["vllm/vllm-openai:v0.11.0", "nvcr.io/nvidia/absent:1"],
         "directories": [str(model_dir), str(not_a_dir), str(tmp_path / "absent")]})
     assert not failed, result
-    assert result["images"] == {"vllm/vllm-openai:v0.11.0": True, "nvcr.io/nvidia/absent:1": False}
+    assert result["images"] == {"vllm/vllm-openai:v0.11.0": "sha256:id-of-vllm/vllm-openai:v0.11.0",
+                                "nvcr.io/nvidia/absent:1": None}
     assert result["directories"] == {str(model_dir): "directory", str(not_a_dir): "other", str(tmp_path / "absent"): None}

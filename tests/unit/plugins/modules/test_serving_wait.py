@@ -75,15 +75,39 @@ def test_a_rank_on_another_node_whose_container_exited_fails_the_wait_at_once_na
     assert argv == ["-o BatchMode=yes -o ConnectTimeout=5 10.10.10.2 docker inspect dgx-spark-serve-m-r1"]
 
 
-@pytest.mark.parametrize("answer, rc", [
-    (json.dumps([{"State": {"Status": "created", "ExitCode": 0}}]), 0),  # its unit still waits for its own peers
-    ("", 255),  # the node did not answer over SSH: not taken for a dead rank
-])
-def test_a_rank_not_started_yet_or_a_silent_node_does_not_end_the_wait(module_runner, api, fake_tool, answer, rc):
+RUNNING = json.dumps([{"State": {"Status": "running", "ExitCode": 0}}])
+CREATED = json.dumps([{"State": {"Status": "created", "ExitCode": 0}}])  # its unit still waits for its own peers
+
+
+def ssh_double(fake_tool, answers):
+    """ssh answering call n with answers[n] ((stdout, rc)), the last one from then on."""
+    ssh = fake_tool("ssh")
+    calls = ssh.with_suffix(".argv")
+    cases = "".join('  %d) printf "%%s" \'%s\'; exit %d;;\n' % (n + 1, out, rc) for n, (out, rc) in enumerate(answers))
+    ssh.write_text("#!/bin/sh\n"
+                   'printf "%%s\\n" "$*" >> "%s"\n'
+                   'case $(wc -l < "%s") in\n%s  *) printf "%%s" \'%s\'; exit %d;;\nesac\n'
+                   % (calls, calls, cases, answers[-1][0], answers[-1][1]))
+    return ssh
+
+
+@pytest.mark.parametrize("first", [(CREATED, 0), ("", 255)])  # not started yet; its node silent over SSH
+def test_a_rank_not_started_yet_or_a_silent_node_does_not_end_the_wait(module_runner, api, fake_tool, first):
     docker_double(fake_tool)
-    fake_tool("ssh", answer, rc=rc)
+    ssh = ssh_double(fake_tool, [first, (RUNNING, 0)])
     result, failed = wait(module_runner, api, served_name=SERVED, peers=[PEER])
     assert not failed and result["completion_tokens"] == 150
+    # asked while waiting, then once more when the head had answered
+    assert len(ssh.with_suffix(".argv").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("answer, state", [((CREATED, 0), "created"), (("", 255), "unknown (its node did not answer")])
+def test_ready_means_every_peer_runs_once_the_head_answered(module_runner, api, fake_tool, answer, state):
+    docker_double(fake_tool)
+    ssh_double(fake_tool, [answer])
+    result, failed = wait(module_runner, api, served_name=SERVED, peers=[PEER])
+    assert failed and result["msg"].startswith("rank 1's container dgx-spark-serve-m-r1 on 10.10.10.2 is " + state)
+    assert result["msg"].endswith("answered: the group is not whole") and result["completion_tokens"] == 150
 
 
 def test_a_peer_removed_by_docker_fails_the_wait(module_runner, api, fake_tool):
