@@ -76,6 +76,8 @@ options:
       - Rank 0's API key file (docker's C(--env-file) format, C(VLLM_API_KEY=<key>)), converged before the container
         is created - holding O(api_key) (mode 0600, owned by O(api_key_owner)), or absent when O(api_key) is empty.
       - When O(api_key) is set it must be the C(api_key_file) of O(settings), the file rank 0 reads its key from.
+      - With O(state=restored), the file holds the key of the restored rank 0 again (its container's own
+        C(VLLM_API_KEY), or no file when it has none), whatever a failed launch wrote there.
     type: path
   api_key:
     description: The endpoint's API key written to O(api_key_file) (16 to 256 letters, digits and C(._~+/=-)); never
@@ -128,6 +130,7 @@ parked:
   elements: str
 """
 
+import json
 import os
 import pwd
 import tempfile
@@ -161,6 +164,13 @@ class Node(object):
         if not ids:
             return []
         return containers(self.runner.check([self.docker, "inspect"] + ids, "docker inspect"))
+
+    def env_value(self, name, variable):
+        """The value of variable in container name's environment ("" when it has none)."""
+        record = json.loads(self.runner.check([self.docker, "inspect", name], "docker inspect %s" % name))[0]
+        prefix = variable + "="
+        return next((item[len(prefix):] for item in (record.get("Config") or {}).get("Env") or []
+                     if item.startswith(prefix)), "")
 
     def systemctl(self, *args):
         return self.runner.run(["systemctl"] + list(args))
@@ -216,46 +226,54 @@ def check_inputs(module):
         module.fail_json(msg="serving_container inputs rejected: " + "; ".join(problems))
 
 
-def key_file_content(params):
-    """What api_key_file should hold (None: absent)."""
-    return "%s=%s\n" % (_api_key.ENV_NAME, params["api_key"]) if params["api_key"] else None
+def key_file_content(key):
+    """What the API key file holds for key (None: no file)."""
+    return "%s=%s\n" % (_api_key.ENV_NAME, key) if key else None
 
 
-def key_file_differs(params):
-    path, wanted = params["api_key_file"], key_file_content(params)
-    if not path:
-        return False
+def key_file_owner(module):
+    """The passwd entry of api_key_owner (None: the module's user)."""
+    owner = module.params["api_key_owner"]
+    try:
+        return pwd.getpwnam(owner) if owner else None
+    except KeyError:
+        module.fail_json(msg="api_key_owner %r is not a user on this node" % owner)
+
+
+def key_file_differs(module, key):
+    path, wanted = module.params["api_key_file"], key_file_content(key)
     if not os.path.exists(path):
         return wanted is not None
     if wanted is None:
         return True
-    owner = params["api_key_owner"]
+    owner = key_file_owner(module)
     info = os.stat(path)
     with open(path) as handle:
         return (handle.read() != wanted or info.st_mode & 0o777 != 0o600
-                or (owner is not None and info.st_uid != pwd.getpwnam(owner).pw_uid))
+                or (owner is not None and info.st_uid != owner.pw_uid))
 
 
-def write_key_file(module):
-    """api_key_file holding the key (0600, its owner's; replaced whole), or removed when there is no key."""
-    params = module.params
-    path, wanted = params["api_key_file"], key_file_content(params)
+def write_key_file(module, key):
+    """api_key_file holding key (0600, its owner's; replaced whole), or removed when there is no key."""
+    path, wanted = module.params["api_key_file"], key_file_content(key)
     if wanted is None:
         os.remove(path)
         return
     if not os.path.isdir(os.path.dirname(path)):
         module.fail_json(msg="%s does not exist: the model_serving role makes the state directory before it starts "
                              "rank 0" % os.path.dirname(path))
-    owner = pwd.getpwnam(params["api_key_owner"]) if params["api_key_owner"] else None
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".api-key.")
+    owner = key_file_owner(module)
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".api-key.")  # 0600 from the start
     try:
-        os.write(handle, wanted.encode())
-        os.fchmod(handle, 0o600)
-        if owner:
-            os.fchown(handle, owner.pw_uid, owner.pw_gid)
-    finally:
-        os.close(handle)
-    os.replace(temporary, path)
+        with os.fdopen(handle, "w") as stream:
+            stream.write(wanted)
+            if owner:
+                os.fchown(stream.fileno(), owner.pw_uid, owner.pw_gid)
+        os.replace(temporary, path)
+    except OSError as exc:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        module.fail_json(msg="writing the API key file %s failed: %s" % (path, exc.strerror or exc))
 
 
 def started(module, node):
@@ -269,7 +287,7 @@ def started(module, node):
     after = {"container": name, "config": config, "state": "running"}
     if params["api_key_file"]:  # whether the file is there, never its key
         key_file_before = os.path.exists(params["api_key_file"])
-        key_change = key_file_differs(params)
+        key_change = key_file_differs(module, params["api_key"])
         before["api_key_file"] = "present" if key_file_before else "absent"
         after["api_key_file"] = "present" if params["api_key"] else "absent"
     else:
@@ -284,7 +302,7 @@ def started(module, node):
         module.fail_json(msg="%s is missing: the model_serving role installs it before it starts a rank"
                              % UNIT_TEMPLATE)
     if key_change:  # before docker create: the CLI reads --env-file there
-        write_key_file(module)
+        write_key_file(module, params["api_key"])
     if not same:
         if current is not None:
             node.remove(name)
@@ -306,6 +324,7 @@ def park_or_restore(module, node):
     listing = node.listing()
     names = [c["name"] for c in listing if c["name"].endswith(PARKED_SUFFIX) != parking]
     taken = set(c["name"] for c in listing)
+    labels = dict((c["name"], c["labels"]) for c in listing)
     if parking:
         moves = [(name, name + PARKED_SUFFIX) for name in names]
     else:
@@ -322,6 +341,12 @@ def park_or_restore(module, node):
         node.runner.check([node.docker, "rename", old, new], "renaming %s to %s" % (old, new))
         if not parking:
             node.start_unit(new, module.params["boot"])
+    rank0 = [new for old, new in moves if not parking and module.params["api_key_file"]
+             and labels[old].get("dgx-spark.rank") == "0"]
+    if rank0:  # the failed launch may have written its own key: the file holds the restored rank 0's again
+        key = node.env_value(rank0[0], _api_key.ENV_NAME)
+        if key_file_differs(module, key):
+            write_key_file(module, key)
     module.exit_json(changed=True, parked=[new for _old, new in moves], diff=diff)
 
 

@@ -151,14 +151,20 @@ def test_an_interrupted_download_stops_nothing_then_the_head_fetches_only_what_i
 
 def test_a_model_that_never_answers_is_rolled_back_and_the_webhook_says_so(webhook):
     before = containers()
+    key_file_before = ssh("spark-2959", "sudo cat /var/lib/dgx-spark/serving/api-key.env").stdout
     # vLLM refuses a context longer than the model's 512 positions when it starts
+    # with a new key too: rank 0 writes it before it starts, the previous model comes back with its own
     out = launch("doomed", "-e", "model_serving_webhook_url=" + webhook.url,
+                 "-e", "model_serving_api_key=" + "another-key-for-the-doomed-model",
                  catalog={"doomed": dict(ENTRY, max_model_len=4096)})
     assert out.returncode != 0
     assert "doomed did not become ready on spark-2959 (rank 0)" in out.stdout, out.stdout[-4000:]
     assert "User-specified max_model_len (4096) is greater than the derived max_model_len" in out.stdout
-    assert "The previous model lab-hf-tiny-llama is back and answers a real completion." in out.stdout
+    assert "The previous model lab-hf-tiny-llama is back and answers a real completion." in out.stdout, \
+        out.stdout[out.stdout.find("Fail saying"):][:3000]
+    assert "another-key-for-the-doomed-model" not in out.stdout
     assert answer() == TEXTS["solo"]
+    assert ssh("spark-2959", "sudo cat /var/lib/dgx-spark/serving/api-key.env").stdout == key_file_before
     assert names() == [["dgx-spark-serve-lab-hf-tiny-llama-r0"], []]
     assert containers() != before  # stopped and started again, not untouched
     assert ssh("spark-2959", "systemctl list-units --all --no-legend 'dgx-spark-serving@*doomed*'").stdout == ""

@@ -29,7 +29,8 @@ if args[:2] == ["ps", "-aq"]:
 elif args[0] == "inspect":
     out = json.dumps([{"Name": "/" + n, "State": {"Status": containers[n]["status"], "ExitCode": 0,
                                                   "Running": containers[n]["status"] == "running"},
-                       "Config": {"Labels": containers[n]["labels"]}} for n in args[1:]])
+                       "Config": {"Labels": containers[n]["labels"], "Env": containers[n].get("env", [])}}
+                      for n in args[1:]])
 elif args[0] == "create":
     name = args[args.index("--name") + 1]
     labels = dict(args[i + 1].split("=", 1) for i, a in enumerate(args) if a == "--label")
@@ -231,3 +232,24 @@ def test_a_bad_key_or_key_file_is_refused_without_showing_the_key(module_runner,
     result, failed = rank0(module_runner, tmp_path, **change)
     assert failed and message in result["msg"] and "short" not in result["msg"] and KEY not in result["msg"]
     assert not (tmp_path / "api-key.env").exists() and "state.json" not in os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("env", [["VLLM_API_KEY=" + KEY, "PATH=/usr/bin"], ["PATH=/usr/bin"]])
+def test_a_restored_rank_0_gets_its_own_key_file_back_after_a_failed_launch_wrote_another(
+        module_runner, node, tmp_path, env):
+    key_file = tmp_path / "api-key.env"
+    rank0(module_runner, tmp_path)
+    state = node()
+    state["containers"]["dgx-spark-serve-m-r0"]["env"] = env  # what the container was created with
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    result, failed = module_runner(serving_container.main, {"state": "parked"})
+    assert not failed and result["parked"] == ["dgx-spark-serve-m-r0-previous"]
+    key_file.write_text("VLLM_API_KEY=the-failed-launch-s-own-key\n")  # as the next launch's rank 0 wrote it
+    result, failed = module_runner(serving_container.main, {"state": "restored", "api_key_file": str(key_file)})
+    assert not failed and result["parked"] == ["dgx-spark-serve-m-r0"]
+    assert node()["containers"]["dgx-spark-serve-m-r0"]["status"] == "running"
+    if len(env) == 2:
+        assert key_file.read_text() == "VLLM_API_KEY=%s\n" % KEY and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    else:
+        assert not key_file.exists()
+    assert KEY not in json.dumps(result)
