@@ -19,6 +19,11 @@ def read(path):
     return text.partition("=")[2] if text.startswith(ENV_NAME + "=") else text
 
 
+def content(key):
+    """The file's text for key (None: no file, a model served without a key)."""
+    return "%s=%s\n" % (ENV_NAME, key) if key else None
+
+
 def headers(key):
     """The request headers of a probe: JSON, and the bearer key when there is one."""
     return dict({"Content-Type": "application/json"}, **({"Authorization": "Bearer " + key} if key else {}))

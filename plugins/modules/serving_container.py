@@ -226,11 +226,6 @@ def check_inputs(module):
         module.fail_json(msg="serving_container inputs rejected: " + "; ".join(problems))
 
 
-def key_file_content(key):
-    """What the API key file holds for key (None: no file)."""
-    return "%s=%s\n" % (_api_key.ENV_NAME, key) if key else None
-
-
 def key_file_owner(module):
     """The passwd entry of api_key_owner (None: the module's user)."""
     owner = module.params["api_key_owner"]
@@ -241,7 +236,7 @@ def key_file_owner(module):
 
 
 def key_file_differs(module, key):
-    path, wanted = module.params["api_key_file"], key_file_content(key)
+    path, wanted = module.params["api_key_file"], _api_key.content(key)
     if not os.path.exists(path):
         return wanted is not None
     if wanted is None:
@@ -255,7 +250,7 @@ def key_file_differs(module, key):
 
 def write_key_file(module, key):
     """api_key_file holding key (0600, its owner's; replaced whole), or removed when there is no key."""
-    path, wanted = module.params["api_key_file"], key_file_content(key)
+    path, wanted = module.params["api_key_file"], _api_key.content(key)
     if wanted is None:
         os.remove(path)
         return

@@ -205,21 +205,16 @@ def peer_state(runner, docker, peer):
     return None if rc == SSH_UNREACHABLE else parsed_state(rc, stdout)
 
 
-def stopped_peer(runner, docker, peers):
-    """The first peer whose container is gone (GONE), with its state; None while none is (or its node is silent)."""
-    for peer in peers:
-        seen = peer_state(runner, docker, peer)
-        if seen is not None and seen[0] in GONE:
-            return dict(peer, state=seen[0], exit_code=seen[1])
-    return None
+# a node that did not answer over SSH, once the head answered
+SILENT = ("unknown (its node did not answer over SSH)", None)
 
 
-def not_running_peer(runner, docker, peers):
-    """The first peer whose container does not run (or whose node did not answer over SSH: state 'unknown'), with
-    its state; None when every peer's container runs."""
+def failing_peer(runner, docker, peers, failing, silent=None):
+    """The first peer whose container's state is failing(state), with its state and exit code; a node silent over
+    SSH is seen as `silent` (None: passed over). None when no peer fails."""
     for peer in peers:
-        seen = peer_state(runner, docker, peer) or ("unknown (its node did not answer over SSH)", None)
-        if seen[0] != "running":
+        seen = peer_state(runner, docker, peer) or silent
+        if seen is not None and failing(seen[0]):
             return dict(peer, state=seen[0], exit_code=seen[1])
     return None
 
@@ -269,7 +264,7 @@ def main():
     next_peer_look = start
     while True:
         if peers and time.monotonic() >= next_peer_look:
-            peer = stopped_peer(runner, docker, peers)
+            peer = failing_peer(runner, docker, peers, lambda state: state in GONE)
             next_peer_look = time.monotonic() + module.params["peer_interval"]
             if peer:
                 elapsed = round(time.monotonic() - start, 1)
@@ -287,7 +282,7 @@ def main():
             if problem:
                 module.fail_json(msg=problem, elapsed=elapsed, state=state, status=status, **fields)
             # ready means the whole group: every peer's container still runs once the head answered
-            peer = not_running_peer(runner, docker, peers)
+            peer = failing_peer(runner, docker, peers, lambda state: state != "running", SILENT)
             if peer:
                 module.fail_json(msg="rank %d's container %s on %s is %s (exit code %s) although %s answered: the "
                                      "group is not whole" % (peer["rank"], peer["container"], peer["address"],
