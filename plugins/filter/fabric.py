@@ -9,8 +9,10 @@ import ipaddress
 import json
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _topology
-from ansible_collections.dgx_spark.cluster.plugins.module_utils._fabric import address_ip
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _lazy
+
+_fabric = _lazy.Module("_fabric")
+_topology = _lazy.Module("_topology")
 
 
 def ipv4_network(address):
@@ -31,7 +33,7 @@ def fabric_peers(hosts, hostvars, local_interfaces):
         for twin, key in enumerate(("fabric_address", "fabric_twin_address")):
             address = hostvars[host].get(key)
             if address:
-                peers.append({"host": host, "twin": twin, "ip": address_ip(address),
+                peers.append({"host": host, "twin": twin, "ip": _fabric.address_ip(address),
                               "local_interface": local_interfaces[twin]})
     return peers
 
@@ -63,10 +65,11 @@ def fabric_route_check(results, netdevs):
     return {"item": route_get.get("item"), "route": problem}
 
 
-def fabric_plan(nodes, topology="direct", first_subnet=_topology.FIRST_SUBNET, overrides=None):
-    """The address plan of a topology from the node order (module_utils/_topology.py, docs/topologies.md)."""
+def fabric_plan(nodes, topology="direct", first_subnet=None, overrides=None):
+    """The address plan of a topology from the node order (module_utils/_topology.py, docs/topologies.md); the first
+    link's subnet defaults to _topology.FIRST_SUBNET."""
     try:
-        return _topology.plan(list(nodes), topology, first_subnet, overrides)
+        return _topology.plan(list(nodes), topology, first_subnet or _topology.FIRST_SUBNET, overrides)
     except ValueError as exc:
         raise AnsibleFilterError(str(exc))
 
@@ -98,7 +101,7 @@ class FilterModule(object):
     """dgx_spark.cluster fabric layout filters."""
 
     def filters(self):
-        return {"ipv4_network": ipv4_network, "fabric_peers": fabric_peers, "address_ip": address_ip,
+        return {"ipv4_network": ipv4_network, "fabric_peers": fabric_peers, "address_ip": _fabric.later("address_ip"),
                 "fabric_plan": fabric_plan, "fabric_plan_problems": fabric_plan_problems,
                 "fabric_inventory_addresses": fabric_inventory_addresses, "fabric_route_check": fabric_route_check,
                 "fabric_link_twins": fabric_link_twins, "fabric_link_pairs": fabric_link_pairs,

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _gates
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _lazy
+
+_gates = _lazy.Module("_gates")
 
 
 class FilterModule(object):
@@ -13,13 +15,13 @@ class FilterModule(object):
 
     def filters(self):
         return {
-            "roce_node_checks": _gates.roce_node_checks,
-            "roce_bandwidth_checks": _gates.roce_bandwidth_checks,
-            "roce_latency_checks": _gates.roce_latency_checks,
-            "roce_matrix": _gates.roce_matrix,
-            "nccl_checks": _gates.nccl_checks,
-            "nccl_gate": _gates.nccl_gate,
-            "nccl_mpirun_argv": _gates.nccl_mpirun_argv,
-            "gate_report": _gates.report,
-            "check_line": _gates.check_line,
+            "roce_node_checks": _gates.later("roce_node_checks"),
+            "roce_bandwidth_checks": _gates.later("roce_bandwidth_checks"),
+            "roce_latency_checks": _gates.later("roce_latency_checks"),
+            "roce_matrix": _gates.later("roce_matrix"),
+            "nccl_checks": _gates.later("nccl_checks"),
+            "nccl_gate": _gates.later("nccl_gate"),
+            "nccl_mpirun_argv": _gates.later("nccl_mpirun_argv"),
+            "gate_report": _gates.later("report"),
+            "check_line": _gates.later("check_line"),
         }

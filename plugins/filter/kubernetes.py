@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _k8s
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _lazy
+
+_k8s = _lazy.Module("_k8s")
 
 
 def _text(name, text):
@@ -47,11 +49,12 @@ class FilterModule(object):
         return {"kubectl_nodes": kubectl_nodes, "kubeadm_join_command": kubeadm_join_command,
                 "kubeadm_join_failure": kubeadm_join_failure, "kubectl_drain_blockers": kubectl_drain_blockers,
                 "kubectl_drain_changed": kubectl_drain_changed,
-                "k8s_cluster_checks": _k8s.cluster_checks,
-                "k8s_gpu_operator_problem": _k8s.gpu_operator_problem,
-                "k8s_network_problems": _k8s.network_problems,
-                "containerd_config_problems": _k8s.containerd_config_problems,
-                "k8s_artifacts_plan": _k8s.artifacts_plan, "k8s_settings_problems": _k8s.settings_problems,
-                "k8s_has_pod": _k8s.has_pod, "k8s_pod_running": _k8s.pod_running,
-                "k8s_unready_pods": _k8s.unready_pods, "k8s_not_ready_nodes": _k8s.not_ready_nodes, "k8s_smoke_pending": _k8s.smoke_pending,
-                "k8s_smoke_result": _k8s.smoke_result}
+                "k8s_cluster_checks": _k8s.later("cluster_checks"),
+                "k8s_gpu_operator_problem": _k8s.later("gpu_operator_problem"),
+                "k8s_network_problems": _k8s.later("network_problems"),
+                "containerd_config_problems": _k8s.later("containerd_config_problems"),
+                "k8s_artifacts_plan": _k8s.later("artifacts_plan"),
+                "k8s_settings_problems": _k8s.later("settings_problems"),
+                "k8s_has_pod": _k8s.later("has_pod"), "k8s_pod_running": _k8s.later("pod_running"),
+                "k8s_unready_pods": _k8s.later("unready_pods"), "k8s_not_ready_nodes": _k8s.later("not_ready_nodes"),
+                "k8s_smoke_pending": _k8s.later("smoke_pending"), "k8s_smoke_result": _k8s.later("smoke_result")}

@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _tool_output
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _lazy
+
+_tool_output = _lazy.Module("_tool_output")
 
 
 def _text_filter(parser):
@@ -26,10 +28,8 @@ class FilterModule(object):
     """dgx_spark.cluster tool-output parsers."""
 
     def filters(self):
-        parsers = (_tool_output.ibdev2netdev, _tool_output.rdma_link, _tool_output.show_gids,
-                   _tool_output.ibv_devinfo, _tool_output.ethtool_speed_mbps, _tool_output.ethtool_wake_on,
-                   _tool_output.ib_write_bw_results,
-                   _tool_output.ib_write_lat_results, _tool_output.nccl_results, _tool_output.ray_status,
-                   _tool_output.trtllm_serve_log)
+        parsers = [_tool_output.later(name) for name in (
+            "ibdev2netdev", "rdma_link", "show_gids", "ibv_devinfo", "ethtool_speed_mbps", "ethtool_wake_on",
+            "ib_write_bw_results", "ib_write_lat_results", "nccl_results", "ray_status", "trtllm_serve_log")]
         return dict([(parser.__name__, _text_filter(parser)) for parser in parsers]
-                    + [("command_output", _tool_output.command_output)])
+                    + [("command_output", _tool_output.later("command_output"))])

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _surveys
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _lazy
+
+_surveys = _lazy.Module("_surveys")
 
 
 def awx_job_templates(prefix, models, jobs):
@@ -27,5 +29,6 @@ class FilterModule(object):
     """dgx_spark.cluster automation platform filters."""
 
     def filters(self):
-        return {"awx_job_templates": awx_job_templates, "awx_workflow_nodes": _surveys.awx_workflow_nodes,
-                "awx_site_survey": _surveys.awx_site_survey, "semaphore_templates": semaphore_templates}
+        return {"awx_job_templates": awx_job_templates,
+                "awx_workflow_nodes": _surveys.later("awx_workflow_nodes"),
+                "awx_site_survey": _surveys.later("awx_site_survey"), "semaphore_templates": semaphore_templates}

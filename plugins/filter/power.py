@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _power
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _lazy
+
+_power = _lazy.Module("_power")
 
 
 class FilterModule(object):
     """dgx_spark.cluster power filters."""
 
     def filters(self):
-        return {"power_wol_interface": _power.wol_interface}
+        return {"power_wol_interface": _power.later("wol_interface")}

@@ -10,13 +10,19 @@ import hmac
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_bytes
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import (
-    _catalog, _engine_argv, _fit_plan, _hf_download, _serving_state)
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _lazy
+
+_catalog = _lazy.Module("_catalog")
+_engine_argv = _lazy.Module("_engine_argv")
+_fit_plan = _lazy.Module("_fit_plan")
+_hf_download = _lazy.Module("_hf_download")
+_serving_state = _lazy.Module("_serving_state")
 
 
-def serving_entry(catalog, key, overrides=None, engine_root=_catalog.TRT_ENGINE_ROOT):
+def serving_entry(catalog, key, overrides=None, engine_root=None):
+    """The catalog entry key (engine_root defaults to _catalog.TRT_ENGINE_ROOT)."""
     try:
-        return _catalog.catalog_entry(catalog, key, overrides, engine_root)
+        return _catalog.catalog_entry(catalog, key, overrides, engine_root or _catalog.TRT_ENGINE_ROOT)
     except _catalog.CatalogError as exc:
         raise AnsibleFilterError(str(exc))
 
@@ -65,12 +71,14 @@ class FilterModule(object):
     """dgx_spark.cluster serving filters."""
 
     def filters(self):
-        return {"serving_entry": serving_entry, "serving_plan": _fit_plan.plan,
-                "serving_config_hash": _serving_state.config_hash, "serving_rank_argv": _engine_argv.rank_argv,
-                "serving_container": _engine_argv.container_name, "trt_build_args": _engine_argv.trt_build_args,
-                "serving_peers": _engine_argv.peers, "serving_first_hosts": serving_first_hosts,
-                "serving_watchdog_rank": _engine_argv.watchdog_rank,
-                "hf_download_argv": _hf_download.hf_download_argv,
-                "hf_download_denied": _hf_download.hf_download_denied,
+        return {"serving_entry": serving_entry, "serving_plan": _fit_plan.later("plan"),
+                "serving_config_hash": _serving_state.later("config_hash"),
+                "serving_rank_argv": _engine_argv.later("rank_argv"),
+                "serving_container": _engine_argv.later("container_name"),
+                "trt_build_args": _engine_argv.later("trt_build_args"),
+                "serving_peers": _engine_argv.later("peers"), "serving_first_hosts": serving_first_hosts,
+                "serving_watchdog_rank": _engine_argv.later("watchdog_rank"),
+                "hf_download_argv": _hf_download.later("hf_download_argv"),
+                "hf_download_denied": _hf_download.later("hf_download_denied"),
                 "serving_node": serving_node, "serving_status": serving_status,
                 "serving_reusable": serving_reusable, "hmac_sha256": hmac_sha256, "redact": redact}

@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _catalog, _train
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _lazy
+
+_catalog = _lazy.Module("_catalog")
+_train = _lazy.Module("_train")
 
 
 def _text(name, text):
@@ -57,6 +60,8 @@ class FilterModule(object):
 
     def filters(self):
         return {"torchrun_failure": torchrun_failure, "train_progress": train_progress,
-                "train_stragglers": _train.stragglers, "train_merge_logs": _train.merge_logs,
+                "train_stragglers": _train.later("stragglers"),
+                "train_merge_logs": _train.later("merge_logs"),
                 "train_job": train_job, "train_ranks": train_ranks, "train_view": train_view,
-                "train_unit": _train.unit_name, "train_start_problem": _train.start_problem}
+                "train_unit": _train.later("unit_name"),
+                "train_start_problem": _train.later("start_problem")}

@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import _validate
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import _lazy
+
+_validate = _lazy.Module("_validate")
 
 
 def validation_problems(checks):

@@ -159,6 +159,7 @@ probe:
 
 import os
 import pwd
+import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -233,6 +234,27 @@ def probe_rank0(records, probe):
     return dict(result, problem=problem, elapsed=round(time.monotonic() - start, 2), **fields)
 
 
+def in_background(call, *args):
+    """Start call(*args) in a daemon thread (a failing module exits without waiting for it); the returned function
+    waits for its result."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = call(*args)
+        except Exception as exc:  # pylint: disable=broad-exception-caught  # raised again where the result is taken
+            outcome["error"] = exc
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def result():
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
+    return result
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -256,6 +278,8 @@ def main():
     params = module.params
     runner = CommandRunner(module)
     records = _serving_state.inspected(runner, params["docker"])
+    # rank 0 answers (a CPU engine takes a fraction of a second) while docker, systemd and nvidia-smi are asked
+    probed = in_background(probe_rank0, records, params["probe"]) if params["probe"] else None
     result = {"containers": records, "user": pwd.getpwuid(os.geteuid()).pw_name,
               "files": dict((path, file_hash(path)) for path in params["files"]),
               "units": unit_states(runner, params["units"]),
@@ -269,8 +293,8 @@ def main():
         result["memory"] = memory
     if params["lock_path"]:
         result["lock_present"] = os.path.lexists(params["lock_path"])
-    if params["probe"]:
-        result["probe"] = probe_rank0(records, params["probe"])
+    if probed:
+        result["probe"] = probed()
     module.exit_json(changed=False, **result)
 
 

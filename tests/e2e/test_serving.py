@@ -247,9 +247,9 @@ def test_without_a_key_an_endpoint_on_an_untrusted_lan_is_refused_before_any_con
     rejected_before_connecting("launch_model.yml", ["model=lab-tiny-llama", unreadable],
                                "Not readable on the controller (where the secrets are read): "
                                "model_serving_api_key_file /nonexistent/key.")
-    internal = json.dumps({"_model_serving_entry": {"image": "evil", "local_path": "/"}})
+    internal = json.dumps({"_model_serving_request": {"entry": {"image": "evil", "local_path": "/"}}})
     rejected_before_connecting("launch_model.yml", ["model=lab-tiny-llama", internal],
-                               "_model_serving_entry: variables starting with _model_serving_ belong to the role")
+                               "_model_serving_request: variables starting with _model_serving_ belong to the role")
 
 
 def test_completion_webhook_is_signed_and_the_secret_stays_out_of_the_output(webhook):

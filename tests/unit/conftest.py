@@ -110,8 +110,9 @@ def recorded_json(fixture_body, relpath):
 @pytest.fixture
 def api(fixture_body):
     """An engine's API on 127.0.0.1 answering with the recorded vLLM bodies: its url (/health), the answers it gives
-    and the requests it saw are in the returned dict."""
-    state = {"completion_status": 200, "requests": [],
+    and the requests it saw are in the returned dict (its "while_completing", when set, is called before a completion
+    is answered)."""
+    state = {"completion_status": 200, "requests": [], "while_completing": None,
              "models": recorded_json(fixture_body, "vllm/curl_v1_models_served_name_root_path_k8s.txt"),
              "completion": recorded_json(fixture_body, "vllm/curl_v1_completions_json_dougbtv.txt")}
 
@@ -131,6 +132,8 @@ def api(fixture_body):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             state["requests"].append(("POST", self.path, body))
+            if state["while_completing"]:
+                state["while_completing"]()
             if state["completion_status"] == 200:
                 self.answer(200, state["completion"])
             else:

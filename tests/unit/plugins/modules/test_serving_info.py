@@ -85,6 +85,23 @@ def test_rank_0_of_the_model_is_asked_for_a_real_completion(module_runner, fake_
     assert [r[:2] for r in api["requests"]] == [("GET", "/health"), ("GET", "/v1/models"), ("POST", "/v1/completions")]
 
 
+def test_rank_0_answers_while_the_node_is_asked_the_rest(module_runner, fake_tool, fixture_body, api, tmp_path):
+    """systemctl answers only once the completion has been asked (or after 10 s, as inactive): a look that asked
+    rank 0 only after the node's units would find the unit inactive."""
+    completing = tmp_path / "completing"
+    api["while_completing"] = completing.touch
+    docker_double(fake_tool, [record("m-r0")])
+    fake_tool("nvidia-smi", fixture_body("derived/nvidia_smi_2x_a6000_module_query.txt"))
+    systemctl = fake_tool("systemctl")
+    systemctl.write_text("#!/bin/sh\nfor i in $(seq 500); do [ -e %s ] && break; sleep 0.02; done\n"
+                         'if [ -e %s ]; then echo ActiveState=active; else echo ActiveState=inactive; fi\n'
+                         % (completing, completing))
+    result, failed = module_runner(serving_info.main, {"probe": probe_of(api),
+                                                       "units": ["dgx-spark-serving-watchdog.service"]})
+    assert not failed and result["probe"]["problem"] is None, result
+    assert result["units"]["dgx-spark-serving-watchdog.service"]["active"] == "active"
+
+
 def test_no_request_where_rank_0_of_the_model_does_not_run(module_runner, fake_tool, fixture_body, api):
     for records in ([record("m-r1", rank=1)], [record("other-r0", model="other")],
                     [record("m-r0", state="exited")], [record("m-r0-previous")]):
