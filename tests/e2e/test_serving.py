@@ -130,8 +130,8 @@ def test_a_hung_worker_whose_container_still_runs_is_broken_for_status_and_relau
     assert "rank 1 on spark-ba63: dgx-spark-serve-lab-tiny-llama-tp2-r1 running" in status.stdout, status.stdout[-3000:]
     assert "): broken" in status.stdout and "but a real completion failed" in status.stdout
     assert "rank 0 on spark-2959: dgx-spark-serve-lab-tiny-llama-tp2-r0 running" in status.stdout
-    # the frozen rank would take docker's whole grace to stop: a short one here
-    out = playbook("launch_model.yml", "-e", "model=lab-tiny-llama-tp2", "-e", "model_serving_status_timeout=10",
+    # the frozen rank would take docker's whole grace to stop, and the look its whole wait: short ones here
+    out = playbook("launch_model.yml", "-e", "model=lab-tiny-llama-tp2", "-e", "model_serving_look_timeout=10",
                    "-e", "model_serving_stop_timeout=3")
     assert out.returncode == 0, out.stdout[-4000:]
     assert "already serving" not in out.stdout and completion_text() == TEXTS["greedy"]
