@@ -400,17 +400,22 @@ cmd_down() {
   podman_env
   close_ssh_masters
   stop_power
-  for node in "${all_nodes[@]}"; do  # whatever LAB_NODES the lab came up with
+  local -a removing=()
+  for node in "${all_nodes[@]}"; do  # whatever LAB_NODES the lab came up with; the nodes shut down together
     name=$(container "$node")
     python3 "$here/power.py" thaw "$state/power" "$node"  # a sleeping node wakes to be taken down
-    if podman container exists "$name"; then
-      # inner containers first, so their mounts and cgroups go with them
-      podman exec "$name" sh -c 'ids=$(docker ps -aq 2>/dev/null); [ -z "$ids" ] || docker rm -f $ids >/dev/null' || true
-      podman rm -f -t 20 "$name" >/dev/null
-      log "$node removed"
-    fi
-    podman volume rm -f "$prefix-$node-docker" >/dev/null 2>&1 || true
+    (
+      if podman container exists "$name"; then
+        # inner containers first, so their mounts and cgroups go with them
+        podman exec "$name" sh -c 'ids=$(docker ps -aq 2>/dev/null); [ -z "$ids" ] || docker rm -f $ids >/dev/null' || true
+        podman rm -f -t 20 "$name" >/dev/null
+        log "$node removed"
+      fi
+      podman volume rm -f "$prefix-$node-docker" >/dev/null 2>&1 || true
+    ) &
+    removing+=($!)
   done
+  for node in "${removing[@]}"; do wait "$node"; done
   for net in "${!net_args[@]}"; do
     podman network exists "$net" && podman network rm -f "$net" >/dev/null
   done
