@@ -52,9 +52,9 @@ class ActionModule(ActionBase):
                     + _serving_request.secret_problems(args["model"], entry, args["unreadable"],
                                                        args["hf_token_given"], args["hf_endpoint"], args["api_key"],
                                                        args["lan_trusted"])) if args["play"] else []
-        names = set(name[:-2] if name.endswith("[]") else name for name in args["node_settings"]) | set(
-            args["node_minimums"])
-        host_vars = dict((name, self._templar.template(task_vars[name])) for name in names if name in task_vars)
+        host_vars = dict((name, self._templar.template(task_vars[name]))
+                         for name in _serving_request.node_variables(args["node_settings"], args["node_minimums"])
+                         if name in task_vars)
         problems += _serving_request.node_problems(task_vars.get("inventory_hostname"), host_vars,
                                                    args["node_settings"], args["node_minimums"])
         if problems:

@@ -16,8 +16,9 @@ description:
     in one message naming what to fix, what the model_serving role must not act on - the play's settings
     (O(settings), the swap lock's wait and TTL, the vLLM backend), where the secrets would go (a secret file the
     controller cannot read, a Hugging Face token bound for a URL that is not https or the loopback, an endpoint open
-    to the LAN without an API key, a malformed key) and each node's settings (O(node_settings) and
-    O(node_minimums), read from every play host's variables).
+    to the LAN without an API key, a malformed key) - both when O(play) - and the node's own settings
+    (O(node_settings) and O(node_minimums), read from the variables of the host the task runs for). Run for every
+    host of the play with O(play) true for one of them, each node's problems are named by that node.
   - The checks are the collection's validation vocabulary, the one the modules apply (module_utils/_validate).
   - Never given a secret, so none can reach its result - the role passes whether a token is set and whether the key
     is valid (O(hf_token_given), O(api_key)).

@@ -60,12 +60,22 @@ def secret_problems(model, entry, unreadable, hf_token_given, hf_endpoint, api_k
     return found
 
 
+def _variable(field):
+    """The variable a node setting's field names (a trailing [] marks a list, checked item by item)."""
+    return field[:-2] if field.endswith("[]") else field
+
+
+def node_variables(kinds, minimums):
+    """The variables node_problems reads."""
+    return set(_variable(field) for field in kinds) | set(minimums)
+
+
 def node_problems(host, host_vars, kinds, minimums):
     """One node's settings: kinds {variable (a trailing [] for a list): kind} and minimums {variable: least value},
     read from its variables (one it does not define is not checked)."""
     checks = []
     for field, kind in kinds.items():
-        name = field[:-2] if field.endswith("[]") else field
+        name = _variable(field)
         if name not in host_vars:
             continue
         value = host_vars[name]
