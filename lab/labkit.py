@@ -15,7 +15,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports"  # where the playbooks, run from ROOT, write their reports
 LAB = ROOT / "lab" / "lab.sh"
-KEY = Path(os.environ.get("DGX_SPARK_LAB_STATE", Path.home() / ".local/state/dgx-spark-lab")) / "id_ed25519"
+PREFIX = "dgxspark-lab"  # the lab's containers, networks and volumes (lab.sh)
+STATE = Path(os.environ.get("DGX_SPARK_LAB_STATE", Path.home() / ".local/state/dgx-spark-lab"))
+KEY = STATE / "id_ed25519"
+# A node's SSH connection is reused by the calls that follow within 10 s (a handshake costs ~0.2 s of this machine's
+# CPU; a test's calls come in bursts), kept where Ansible keeps its own for the lab (inventory/lab.yml), which lab.sh
+# closes whenever the nodes go away or restart (up, reboot, down). Short-lived, so none outlives a node's sleep.
+CONTROL_DIR = STATE / "cp"
+SSH_MASTER = ["-o", "ControlMaster=auto", "-o", "ControlPath=%s/%%C" % CONTROL_DIR, "-o", "ControlPersist=10"]
 NODES = {"spark-2959": "10.59.63.11", "spark-ba63": "10.59.63.12"}
 # The nodes a larger lab adds (LAB_NODES=3 or 4, lab.sh)
 MORE_NODES = {"spark-lab3": "10.59.63.13", "spark-lab4": "10.59.63.14"}
@@ -31,10 +38,17 @@ def lab(*args, check=True, env=None):
                           env=dict(os.environ, **(env or {})))
 
 
+def lab_container_ids():
+    """Every lab node's podman container (full ids), running or not."""
+    argv = ["podman", "ps", "-a", "-q", "--no-trunc", "--filter", "label=dgx-spark-lab=1"]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
+
+
 def ssh(node, command, user="spark", check=True, timeout=60, input_text=None):
-    argv = ["ssh", "-i", str(KEY), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-            "%s@%s" % (user, NODES.get(node) or MORE_NODES[node]), command]
+    CONTROL_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    argv = (["ssh", "-i", str(KEY), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"] + SSH_MASTER
+            + ["%s@%s" % (user, NODES.get(node) or MORE_NODES[node]), command])
     result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, input=input_text)
     if check and result.returncode != 0:
         raise AssertionError("%s: %r failed rc=%d\n%s%s" % (node, command, result.returncode, result.stdout,

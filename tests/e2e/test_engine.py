@@ -44,7 +44,7 @@ def engine():
             logs = podman("logs", "--tail", "30", NAME, check=False)
             podman("rm", "-f", NAME, check=False)
             raise AssertionError("vLLM did not become healthy:\n" + logs.stdout + logs.stderr)
-        time.sleep(2)
+        time.sleep(0.5)
     yield
     podman("rm", "-f", "-t", "5", NAME, check=False)
 

@@ -57,7 +57,7 @@ def until_answer(bound):
     while time.monotonic() - start < bound:
         if answer() == TEXTS["solo"]:
             return time.monotonic() - start
-        time.sleep(3)
+        time.sleep(1)
     return None
 
 
@@ -174,9 +174,9 @@ def test_a_model_that_never_answers_is_rolled_back_and_the_webhook_says_so(webho
 
 
 def test_a_live_launch_keeps_the_lock_past_its_ttl_and_other_launches_and_stops_fail_fast():
-    # a swap to TP=2 that outlives a 15 s lock TTL many times: the controller renews the lock while it runs
+    # a swap to TP=2 that outlives a 9 s lock TTL several times: the controller renews the lock while it runs
     argv = [str(VENV_BIN / "ansible-playbook"), str(ROOT / "playbooks" / "launch_model.yml"), "-e", "model=" + TP2,
-            "-e", "model_serving_lock_ttl=15", "-e", "model_serving_watchdog=true"]
+            "-e", "model_serving_lock_ttl=9", "-e", "model_serving_watchdog=true"]
     first = subprocess.Popen(argv, cwd=str(ROOT), env=ansible_env(), stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     try:
@@ -184,7 +184,7 @@ def test_a_live_launch_keeps_the_lock_past_its_ttl_and_other_launches_and_stops_
         while ssh("spark-2959", "sudo test -e %s" % LOCK, check=False).returncode != 0:
             assert time.monotonic() < deadline and first.poll() is None, "the launch never took the lock"
             time.sleep(1)
-        time.sleep(20)  # past the TTL: only renewal keeps it
+        time.sleep(11)  # past the TTL: only renewal keeps it
         held = json.loads(ssh("spark-2959", "sudo cat %s" % LOCK).stdout)
         assert held["model"] == "launch " + TP2 and held["expires"] > time.time()
         for rival in (launch(SOLO), playbook("stop_model.yml")):
