@@ -79,9 +79,10 @@ lab_warmed_up() {
   wait "$lab_warm_up" || { cat "$out/lab-warm-up.log"; return 1; }
   tail -n 2 "$out/lab-warm-up.log"
 }
-# two workers: the AWX and Semaphore configuration tests run ansible-playbook against their API doubles
-stage "unit tests (pytest: plugins, lab doubles)" "$out/pytest-unit.xml" \
-  "$venv/pytest" -q -n 2 tests/unit tests/lab --junitxml="$out/pytest-unit.xml" -p no:cacheprovider
+# The lab doubles on this host (tests/unit runs once, in ansible-test units below). Two workers: the AWX and Semaphore
+# configuration tests run ansible-playbook against their API doubles.
+stage "lab double tests (pytest)" "$out/pytest-lab-doubles.xml" \
+  "$venv/pytest" -q -n 2 tests/lab --junitxml="$out/pytest-lab-doubles.xml" -p no:cacheprovider
 # two at a time (two CPUs): each pair shares nothing (own venv, own build tree, or reads only)
 side_by_side \
   "ansible-test sanity (ansible-core 2.19, Python 3.11)" "" scripts/ansible_test.sh .venv 3.11 sanity ::: \
