@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 import types
 from pathlib import Path
@@ -15,14 +16,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports"  # where the playbooks, run from ROOT, write their reports
 LAB = ROOT / "lab" / "lab.sh"
+sys.path.insert(0, str(ROOT / ".collections"))
+from ansible_collections.dgx_spark.cluster.plugins.module_utils._ssh_share import shared_connection  # noqa: E402
 PREFIX = "dgxspark-lab"  # the lab's containers, networks and volumes (lab.sh)
 STATE = Path(os.environ.get("DGX_SPARK_LAB_STATE", Path.home() / ".local/state/dgx-spark-lab"))
 KEY = STATE / "id_ed25519"
-# A node's SSH connection is reused by the calls that follow within 10 s (a handshake costs ~0.2 s of this machine's
-# CPU; a test's calls come in bursts), kept where Ansible keeps its own for the lab (inventory/lab.yml), which lab.sh
-# closes whenever the nodes go away or restart (up, reboot, down). Short-lived, so none outlives a node's sleep.
+# A node's SSH connection is reused by the calls that follow within 10 s (the modules' own sharing, _ssh_share; a
+# test's calls come in bursts), kept where Ansible keeps its own for the lab (inventory/lab.yml), which lab.sh closes
+# whenever the nodes go away or restart (up, reboot, down). Short-lived, so none outlives a node's sleep.
 CONTROL_DIR = STATE / "cp"
-SSH_MASTER = ["-o", "ControlMaster=auto", "-o", "ControlPath=%s/%%C" % CONTROL_DIR, "-o", "ControlPersist=10"]
 NODES = {"spark-2959": "10.59.63.11", "spark-ba63": "10.59.63.12"}
 # The nodes a larger lab adds (LAB_NODES=3 or 4, lab.sh)
 MORE_NODES = {"spark-lab3": "10.59.63.13", "spark-lab4": "10.59.63.14"}
@@ -45,9 +47,8 @@ def lab_container_ids():
 
 
 def ssh(node, command, user="spark", check=True, timeout=60, input_text=None):
-    CONTROL_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     argv = (["ssh", "-i", str(KEY), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"] + SSH_MASTER
+             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"] + shared_connection(str(CONTROL_DIR))
             + ["%s@%s" % (user, NODES.get(node) or MORE_NODES[node]), command])
     result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, input=input_text)
     if check and result.returncode != 0:
