@@ -69,7 +69,12 @@ export ANSIBLE_COLLECTIONS_PATH=$root/.collections
 venv=$root/.venv/bin
 export PATH=$venv:$PATH
 
-stage "setup" "" scripts/setup.sh all
+stage "setup: apt packages" "" scripts/setup.sh apt
+# The lab comes up and the engine image loads into it (podman and disk; no virtualenv) while the virtualenvs install.
+(lab/lab.sh up && lab/lab.sh engine) >"$out/lab-up.log" 2>&1 &
+lab_up=$!
+trap 'wait "$lab_up" 2>/dev/null' EXIT  # a red stage leaves no half-started lab behind
+stage "setup: virtualenvs, ansible-test's pip, the collection linked" "" scripts/setup.sh python
 
 # The stages that need no lab: the lab doubles' tests (tests/unit runs once, in ansible-test units; two workers: the
 # AWX and Semaphore configuration tests run ansible-playbook against their API doubles), then two at a time (two
@@ -98,7 +103,7 @@ lowered() { renice -n 10 -p "$BASHPID" >/dev/null && "$@"; }
 no_lab=$!
 (lowered lab/lab.sh ee) >"$out/ee-build.log" 2>&1 &
 ee_build=$!
-trap 'wait "$ee_build" $no_lab 2>/dev/null' EXIT  # a red stage leaves nothing of the streams running behind it
+trap 'wait "$lab_up" "$ee_build" $no_lab 2>/dev/null' EXIT  # a red stage leaves nothing of the streams running behind it
 
 # no_lab_result: wait for the stages that need no lab, print their output and count them; a red one stops here
 no_lab_result() {
@@ -114,12 +119,16 @@ no_lab_result() {
     exit 1
   fi
 }
+lab_is_up() {
+  wait "$lab_up" || { cat "$out/lab-up.log"; return 1; }
+  tail -n 1 "$out/lab-up.log"
+}
 ee_built() {
   wait "$ee_build" || { cat "$out/ee-build.log"; return 1; }
   tail -n 1 "$out/ee-build.log"
 }
 
-stage "lab up, engine loaded" "" bash -c 'lab/lab.sh up && lab/lab.sh engine'
+stage "lab up, engine loaded" "" lab_is_up
 stage "molecule scenarios (on the lab)" "$out/molecule/molecule.xml" scripts/molecule_all.sh "$out/molecule"
 stage "execution environment built" "" ee_built
 export DGX_SPARK_EE_BUILT=1  # tests/e2e/test_execution_environment.py uses the image built above

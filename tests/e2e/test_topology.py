@@ -210,7 +210,10 @@ def test_a_launch_over_three_nodes_takes_the_image_to_the_workers_in_a_relay(thr
               if "The image copy has finished" in task["task"]["name"]]
     assert len(copies) == 1, out.stdout[-3000:]
     assert copies[0]["spark-ba63"]["relay"] == {"from": None, "fell_back": None, "to_next": True}
-    assert copies[0]["spark-lab3"]["export"] == "relay" and copies[0]["spark-lab3"]["relay"]["from"] == "10.10.10.2"
+    # from rank 1, as it received it or (48 MiB go fast on a loaded host) from its docker once it had it all, never
+    # from the head (the module's test proves the forwarding while receiving)
+    assert copies[0]["spark-lab3"]["relay"] == {"from": "10.10.10.2", "fell_back": None, "to_next": False}
+    assert copies[0]["spark-lab3"]["export"] in ("relay", "layer store")
     assert [image_id(node) for node in WORKERS] == [relay_image] * 2
     weights = [task["hosts"] for play in document["plays"] for task in play["tasks"]
                if "Copy the weights" in task["task"]["name"]]
