@@ -96,8 +96,8 @@ no_lab_stages() {
 
 # From here two streams share the two CPUs. This shell runs the lab's: the lab up with the engine loaded, molecule on
 # it, then the end-to-end tests. Beside it, at nice 10, the stages that need no lab and the execution environment's
-# build (host-side podman): they take the CPU the lab's stream leaves idle (its waits and polls, a quarter of the
-# end-to-end tests' time) and give it back when the lab's stream wants it.
+# build (host-side podman), in the CPU the lab's stream leaves idle (its waits and polls) and, at a lower share, in
+# what it would use: molecule takes longer beside them, the whole run less than one stream after the other.
 lowered() { renice -n 10 -p "$BASHPID" >/dev/null && "$@"; }
 (lowered no_lab_stages) >"$out/no-lab.log" 2>&1 &
 no_lab=$!
