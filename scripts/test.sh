@@ -119,18 +119,15 @@ no_lab_result() {
     exit 1
   fi
 }
-lab_is_up() {
-  wait "$lab_up" || { cat "$out/lab-up.log"; return 1; }
-  tail -n 1 "$out/lab-up.log"
-}
-ee_built() {
-  wait "$ee_build" || { cat "$out/ee-build.log"; return 1; }
-  tail -n 1 "$out/ee-build.log"
+# awaited PID LOG: a background job's end; its last line, or its whole log when it failed
+awaited() {
+  wait "$1" || { cat "$2"; return 1; }
+  tail -n 1 "$2"
 }
 
-stage "lab up, engine loaded" "" lab_is_up
+stage "lab up, engine loaded" "" awaited "$lab_up" "$out/lab-up.log"
 stage "molecule scenarios (on the lab)" "$out/molecule/molecule.xml" scripts/molecule_all.sh "$out/molecule"
-stage "execution environment built" "" ee_built
+stage "execution environment built" "" awaited "$ee_build" "$out/ee-build.log"
 export DGX_SPARK_EE_BUILT=1  # tests/e2e/test_execution_environment.py uses the image built above
 # the stages that need no lab, when they ended already: a red one stops before the longest stage
 kill -0 "$no_lab" 2>/dev/null || no_lab_result
