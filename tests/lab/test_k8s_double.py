@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DOUBLE = ROOT / "lab" / "doubles" / "k8s_double.py"
+HEARTBEAT_SECONDS = 2  # the lab kubelet's period (DGX_LAB_KUBELET_PERIOD)
 sys.path.insert(0, str(ROOT / ".collections"))
 sys.path.insert(0, str(ROOT / "lab" / "k8s"))
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import _k8s  # noqa: E402
@@ -62,6 +64,7 @@ class Cluster:
         self.conf = root / "admin.conf"
         server = "https://127.0.0.1:%d" % self.port
         self.conf.write_text(yaml.safe_dump({"clusters": [{"cluster": {"server": server}}]}))
+        self.reports, self.stopped = {}, threading.Event()
         self.server = subprocess.Popen([sys.executable, str(DOUBLE), "kube-apiserver",
                                         "--advertise-address=127.0.0.1", "--secure-port=%d" % self.port],
                                        env=self.env)
@@ -91,17 +94,35 @@ class Cluster:
             return json.loads(response.read())
 
     def node(self, name, control_plane=False, ready=True, gpus=1):
+        """A registered node whose kubelet reports every HEARTBEAT_SECONDS until stop(), as the lab's does: a test
+        slowed past the double's staleness bound (a loaded machine) still sees the node it registered as it was."""
         self.call("POST", "/nodes/%s/register" % name, {"node_ip": "10.10.10.%d" % (1 + len(name) % 3),
                                                         "control_plane": control_plane})
-        self.call("POST", "/nodes/%s/heartbeat" % name, {"status": {
+        self.reports[name] = {"status": {
             "conditions": [{"type": "Ready", "status": "True" if ready else "False", "reason": "KubeletReady",
                             "message": "kubelet is posting ready status"}],
             "allocatable": {"nvidia.com/gpu": str(gpus)},
             "nodeInfo": {"kubeletVersion": "v1.31.14", "osImage": "Ubuntu 24.04.3 LTS",
                          "kernelVersion": "6.14.0-1015-nvidia", "containerRuntimeVersion": "containerd://1.7.27"}},
-            "pods": {}})
+            "pods": {}}
+        self.beat(name)
+        if len(self.reports) == 1:
+            threading.Thread(target=self.kubelets, daemon=True).start()
+
+    def beat(self, name):
+        self.call("POST", "/nodes/%s/heartbeat" % name, self.reports[name])
+
+    def kubelets(self):
+        while not self.stopped.wait(HEARTBEAT_SECONDS):
+            for name in list(self.reports):
+                try:
+                    self.beat(name)
+                except OSError:
+                    if not self.stopped.is_set():
+                        raise
 
     def stop(self):
+        self.stopped.set()
         self.server.terminate()
         self.server.wait(10)
 
