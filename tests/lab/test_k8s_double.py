@@ -195,10 +195,11 @@ def test_kubectl_tables_read_back_with_the_collections_parsers(cluster):
 
 def test_join_tokens_expire_and_a_ready_node_cannot_join_twice(cluster):
     cluster.node("spark-ba63")
-    token = cluster.call("POST", "/tokens", {"ttl": 1})["token"]
+    token = cluster.call("POST", "/tokens", {"ttl": 3})["token"]  # (3 s: room for a loaded machine's first join)
+    created = time.monotonic()
     body = {"node": "spark-new", "token": token, "ca_hash": "sha256:" + "0" * 64, "node_ip": "10.10.10.3"}
     assert cluster.call("POST", "/join", body)
-    time.sleep(1.2)
+    time.sleep(max(0.0, created + 3.2 - time.monotonic()))
     import urllib.error
     with pytest.raises(urllib.error.HTTPError) as expired:
         cluster.call("POST", "/join", dict(body, node="spark-other"))
