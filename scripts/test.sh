@@ -98,7 +98,7 @@ no_lab_stages() {
 # it, then the end-to-end tests. Beside it, in the idle scheduling class (SCHED_IDLE; nice 10 where chrt cannot set
 # it), the stages that need no lab and the execution environment's build (host-side podman): they run in the CPU the
 # lab's stream leaves idle (its waits and polls). nice alone does not keep them off the lab's processes, which run in
-# the node containers' own cgroups: molecule took 349 s beside them at nice 10, 250 s in the idle class (200 alone).
+# the node containers' own cgroups: molecule took 349 s beside them at nice 10, 250-273 s idle-class (200 alone).
 lowered() { { chrt --idle -p 0 "$BASHPID" 2>/dev/null || renice -n 10 -p "$BASHPID"; } >/dev/null && "$@"; }
 (lowered no_lab_stages) >"$out/no-lab.log" 2>&1 &
 no_lab=$!
