@@ -56,9 +56,13 @@ class Node:
                     DGX_LAB_WOL_DIR=str(self.sys_net.parent / "wol"),
                     DGX_LAB_NETWORK_DIRS=str(self.sys_net.parent / "network"))
 
+    def command(self, *argv):
+        """argv with its tool taken from the node's bin."""
+        return [str(self.bin / argv[0])] + list(argv[1:])
+
     def run(self, *argv, timeout=30):
-        return subprocess.run([str(self.bin / argv[0])] + list(argv[1:]), capture_output=True, text=True,
-                              env=self.env(), timeout=timeout, check=False)
+        return subprocess.run(self.command(*argv), capture_output=True, text=True, env=self.env(), timeout=timeout,
+                              check=False)
 
 
 @pytest.fixture
@@ -158,14 +162,13 @@ def test_ib_write_bw_on_a_down_twin_fails(node):
 
 
 def _mpirun_argv(node, test="all_reduce_perf"):
-    return [str(node.bin / "mpirun"), "-np", "2", "-H", "127.0.0.1:1,127.0.0.1:1", "-x",
-            "NCCL_IB_HCA=rocep1s0f1,roceP2p1s0f1", "--mca", "btl_tcp_if_include", "enp1s0f1np1", str(node.bin / test),
-            "-b", "1G", "-e", "4G", "-f", "2", "-g", "1"]
+    return ["mpirun", "-np", "2", "-H", "127.0.0.1:1,127.0.0.1:1", "-x", "NCCL_IB_HCA=rocep1s0f1,roceP2p1s0f1",
+            "--mca", "btl_tcp_if_include", "enp1s0f1np1", str(node.bin / test), "-b", "1G", "-e", "4G", "-f", "2",
+            "-g", "1"]
 
 
 def _mpirun(node, test="all_reduce_perf"):
-    return subprocess.run(_mpirun_argv(node, test), capture_output=True, text=True, env=node.env(), timeout=30,
-                          check=False)
+    return node.run(*_mpirun_argv(node, test))
 
 
 def _avg_busbw(text):
@@ -193,8 +196,8 @@ def test_nccl_hang_never_finishes(node):
     """The header, then nothing: still running 3 s after the header (timed from it, so a loaded machine's slow start
     cannot fail the test)."""
     node.scenario("nccl_hang")
-    run = subprocess.Popen(_mpirun_argv(node), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                           env=node.env())
+    run = subprocess.Popen(node.command(*_mpirun_argv(node)), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           text=True, env=node.env())
     watchdog = threading.Timer(60, run.kill)  # no header within a minute: EOF below, and the test fails
     watchdog.start()
     try:

@@ -72,6 +72,7 @@ class Cluster:
         while self.kubectl("get", "--raw", "/readyz", check=False).stdout.strip() != "ok":
             assert time.time() < deadline, "the API server double did not answer"
             time.sleep(0.2)
+        threading.Thread(target=self.kubelets, daemon=True).start()
 
     def run(self, tool, *args, stdin=None, check=True):
         done = subprocess.run([sys.executable, str(DOUBLE), tool, "--kubeconfig", str(self.conf)] + list(args),
@@ -106,8 +107,6 @@ class Cluster:
                          "kernelVersion": "6.14.0-1015-nvidia", "containerRuntimeVersion": "containerd://1.7.27"}},
             "pods": {}}
         self.beat(name)
-        if len(self.reports) == 1:
-            threading.Thread(target=self.kubelets, daemon=True).start()
 
     def beat(self, name):
         self.call("POST", "/nodes/%s/heartbeat" % name, self.reports[name])
