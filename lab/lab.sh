@@ -5,11 +5,19 @@
 # in a ring on both QSFP ports).
 #   lab.sh up | down | status | engine | trtllm | train | ee | reboot | shell NODE | scenario NODE SCENARIO | thaw NODE
 #          | link-rate NODE MBIT
+# LAB_INSTANCE=N (2 to 9) is another lab beside the first (make test runs the tests of more nodes on the second while
+# the pair's run on the first): its own containers, networks, volumes, state and SSH key, management 10.59.(62+N).0/24
+# and fabric 10.(10N).x.0/24 where the first has 10.10.x (podman refuses a subnet two networks share).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 cache=$here/cache
-prefix=dgxspark-lab
+instance=${LAB_INSTANCE:-1}
+[[ $instance =~ ^[1-9]$ ]] || { echo "[lab] error: LAB_INSTANCE is 1 to 9, got '$instance'" >&2; exit 2; }
+suffix=""; ((instance == 1)) || suffix=$instance
+prefix=dgxspark-lab$suffix
+mgmt_net=10.59.$((62 + instance))
+fabric_net=10.$((10 * instance))
 # LAB_NODES (2 to 4) simulated Sparks, head first. The fabric networks are bridges (docs/topologies.md): with
 # LAB_TOPOLOGY=switch (the default) every node's port-1 twins on the same two subnets, two nodes being the direct pair
 # as cabled today; with LAB_TOPOLOGY=ring (3 or 4 nodes) one bridge per twin of each link, node i's port 1 to node
@@ -33,19 +41,19 @@ nccl_tests=(all_reduce_perf all_gather_perf)
 
 # node -> management address
 declare -A mgmt_ip
-for index in "${!all_nodes[@]}"; do mgmt_ip[${all_nodes[$index]}]=10.59.63.$((11 + index)); done
+for index in "${!all_nodes[@]}"; do mgmt_ip[${all_nodes[$index]}]=$mgmt_net.$((11 + index)); done
 # QSFP port -> its twins' netdevs, PCI domain 0 first (module_utils/_topology.py)
 port_twins=([0]="enp1s0f0np0 enP2p1s0f0np0" [1]="enp1s0f1np1 enP2p1s0f1np1")
 # every network either cabling can use -> subnet gateway extra-options (gateways at .254 so .1/.2 stay the nodes')
 fabric_opts="--internal -o mtu=9000"
 declare -A net_args=(
-  [$prefix-mgmt]="--subnet 10.59.63.0/24 --gateway 10.59.63.1"
-  [$prefix-fab0]="--subnet 10.10.10.0/24 --gateway 10.10.10.254 $fabric_opts"
-  [$prefix-fab1]="--subnet 10.10.11.0/24 --gateway 10.10.11.254 $fabric_opts"
+  [$prefix-mgmt]="--subnet $mgmt_net.0/24 --gateway $mgmt_net.1"
+  [$prefix-fab0]="--subnet $fabric_net.10.0/24 --gateway $fabric_net.10.254 $fabric_opts"
+  [$prefix-fab1]="--subnet $fabric_net.11.0/24 --gateway $fabric_net.11.254 $fabric_opts"
 )
-for link in 0 1 2 3; do  # ring link i, twin t: 10.10.(10 + 2i + t).0/24
+for link in 0 1 2 3; do  # ring link i, twin t: 10.10.(10 + 2i + t).0/24 (the first instance's)
   for twin in 0 1; do
-    net_args[$prefix-link${link}t$twin]="--subnet 10.10.$((10 + 2 * link + twin)).0/24 --gateway 10.10.$((10 + 2 * link + twin)).254 $fabric_opts"
+    net_args[$prefix-link${link}t$twin]="--subnet $fabric_net.$((10 + 2 * link + twin)).0/24 --gateway $fabric_net.$((10 + 2 * link + twin)).254 $fabric_opts"
   done
 done
 # the networks this lab's cabling uses
@@ -65,7 +73,7 @@ fabric_network_opts() {
   if [[ $topology != ring ]]; then
     read -ra netdevs <<<"${port_twins[1]}"
     for twin in 0 1; do
-      echo "--network=$prefix-fab$twin:ip=10.10.1$twin.$((index + 1)),interface_name=${netdevs[twin]}"
+      echo "--network=$prefix-fab$twin:ip=$fabric_net.1$twin.$((index + 1)),interface_name=${netdevs[twin]}"
     done
     return
   fi
@@ -75,7 +83,7 @@ fabric_network_opts() {
     read -r port link host <<<"$end"
     read -ra netdevs <<<"${port_twins[$port]}"
     for twin in 0 1; do
-      echo "--network=$prefix-link${link}t$twin:ip=10.10.$((10 + 2 * link + twin)).$host,interface_name=${netdevs[twin]}"
+      echo "--network=$prefix-link${link}t$twin:ip=$fabric_net.$((10 + 2 * link + twin)).$host,interface_name=${netdevs[twin]}"
     done
   done
 }
@@ -85,7 +93,7 @@ die() { printf '[lab] error: %s\n' "$*" >&2; exit 1; }
 container() { echo "$prefix-$1"; }
 known_node() { [[ " ${nodes[*]} " == *" $1 "* ]] || die "unknown node '$1' (nodes: ${nodes[*]})"; }
 # The lab's SSH key lives outside the checkout, where every inventory and test finds it under one name.
-state=${DGX_SPARK_LAB_STATE:-$HOME/.local/state/dgx-spark-lab}
+state=${DGX_SPARK_LAB_STATE:-$HOME/.local/state/dgx-spark-lab}${suffix:+-$suffix}
 ssh_key=$state/id_ed25519
 ssh_opts=(-i "$ssh_key" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
   -o LogLevel=ERROR -o ConnectTimeout=3)
@@ -148,7 +156,11 @@ ensure_networks() {
 
 # The lab's Kubernetes parts (lab/k8s/build.py: the package repositories of the doubles, their Python libraries, the
 # stand-in manifests and chart), built once into the lab cache; every node mounts them at /opt/dgx-spark-lab/k8s.
-k8s_parts() { python3 "$here/k8s/build.py"; }
+k8s_parts() { built python3 "$here/k8s/build.py"; }
+
+# What lab.sh builds into the caches (node image, Kubernetes parts, engine, training venv), one build at a time: two
+# lab instances may come up together.
+built() { mkdir -p "$cache"; flock "$cache/.build.lock" "$@"; }
 
 # The training environment (lab/train/build_train_env.sh) lives in the lab cache, outside the checkout; every node
 # mounts its directory, empty until `lab.sh train` builds the venv into it.
@@ -187,12 +199,12 @@ start_node() {
     fi
   fi
   podman rm -f "$name" >/dev/null 2>&1 || true
-  image=$("$here/build_node_image.sh")
+  image=$(built "$here/build_node_image.sh")
   local -a fabric_opts_node
   mapfile -t fabric_opts_node < <(fabric_network_opts "$index")
   # ping_group_range as Ubuntu sets it: unprivileged ping (jumbo, don't fragment) works as on a Spark
   podman run -d --name "$name" --hostname "$node" --privileged --systemd=always \
-    --label dgx-spark-lab=1 --sysctl net.ipv4.ping_group_range="0 2147483647" \
+    --label dgx-spark-lab=$instance --sysctl net.ipv4.ping_group_range="0 2147483647" \
     --network "$prefix-mgmt:ip=${mgmt_ip[$node]}" \
     "${fabric_opts_node[@]}" \
     -v "$prefix-$node-docker:/var/lib/docker" \
@@ -251,15 +263,17 @@ SCRIPT
 
 # The listener that freezes nodes asking to sleep and thaws them on a magic packet (lab/power.py).
 power_pidfile=$state/power.pid
+uplink=dgxlab$suffix-uplink
+export DGX_SPARK_LAB_PREFIX=$prefix  # power.py's name for the nodes' containers
 power_running() { [[ -f $power_pidfile ]] && kill -0 "$(cat "$power_pidfile")" 2>/dev/null; }
 start_power() {
   local bridge
   bridge=$(podman network inspect -f '{{.NetworkInterface}}' "$prefix-mgmt")
   # The controller's own cable to the LAN's switch: the bridge keeps its carrier while every node sleeps (links
   # down), so a magic packet still goes out on it as it would on a real LAN.
-  ip link show dgxlab-uplink >/dev/null 2>&1 || ip link add dgxlab-uplink type veth peer name dgxlab-uplinkp
-  ip link set dgxlab-uplink master "$bridge" up
-  ip link set dgxlab-uplinkp up
+  ip link show "$uplink" >/dev/null 2>&1 || ip link add "$uplink" type veth peer name "${uplink}p"
+  ip link set "$uplink" master "$bridge" up
+  ip link set "${uplink}p" up
   power_running && return 0
   setsid python3 "$here/power.py" serve "$state/power" "$bridge" "${nodes[@]}" >>"$state/power.log" 2>&1 </dev/null &
   echo $! >"$power_pidfile"
@@ -267,7 +281,7 @@ start_power() {
 stop_power() {
   power_running && kill "$(cat "$power_pidfile")" 2>/dev/null
   rm -f "$power_pidfile"
-  ip link del dgxlab-uplink 2>/dev/null || true
+  ip link del "$uplink" 2>/dev/null || true
 }
 
 # A tiny image in each node's docker (no registry is reachable): busybox, for smoke tests and image copies.
@@ -311,7 +325,7 @@ cmd_up() {
   podman_env
   ensure_ssh_key
   close_ssh_masters
-  "$here/build_node_image.sh" >/dev/null
+  built "$here/build_node_image.sh" >/dev/null
   k8s=$(k8s_parts)
   mkdir -p "$train_dir"
   retire_other_cabling
@@ -364,7 +378,7 @@ cmd_engine() {
   local archive model key name
   podman_env
   name=$(container "${nodes[0]}")
-  read -r archive model < <("$here/engine/build_engine_image.sh" | paste -sd' ')
+  read -r archive model < <(built "$here/engine/build_engine_image.sh" | paste -sd' ')
   key=$(basename "$archive" .tar); key=${key##*-}
   load_into_head "$archive" "localhost/vllm-lab:$key" "$engine_tag"
   podman exec "$name" test -f /home/spark/models/tiny-llama/config.json || {
@@ -381,7 +395,7 @@ trtllm_tag=dgx-spark-lab/trtllm:double
 cmd_trtllm() {
   local archive key context
   podman_env
-  archive=$("$here/trtllm/build_base_image.sh")
+  archive=$(built "$here/trtllm/build_base_image.sh")
   key=$(basename "$archive" .tar); key=${key##*-}
   load_into_head "$archive" "localhost/trtllm-lab-base:$key" dgx-spark-lab/trtllm-base
   context=$(mktemp -d)
@@ -467,7 +481,7 @@ cmd_link_rate() {
 # torch for the training jobs: the venv built once into the directory every node mounts.
 cmd_train() {
   podman_env
-  "$here/train/build_train_env.sh" >/dev/null
+  built "$here/train/build_train_env.sh" >/dev/null
   log "training venv ready on every node at /opt/dgx-spark-lab/train/venv"
 }
 

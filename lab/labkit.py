@@ -14,25 +14,37 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-REPORTS = ROOT / "reports"  # where the playbooks, run from ROOT, write their reports
 LAB = ROOT / "lab" / "lab.sh"
 sys.path.insert(0, str(ROOT / ".collections"))
 from ansible_collections.dgx_spark.cluster.plugins.module_utils._ssh_share import shared_connection  # noqa: E402
-PREFIX = "dgxspark-lab"  # the lab's containers, networks and volumes (lab.sh)
-STATE = Path(os.environ.get("DGX_SPARK_LAB_STATE", Path.home() / ".local/state/dgx-spark-lab"))
+# LAB_INSTANCE: which lab, the first (1) or one beside it (lab.sh: its own names, state and addresses)
+INSTANCE = int(os.environ.get("LAB_INSTANCE", "1"))
+SUFFIX = "" if INSTANCE == 1 else str(INSTANCE)
+PREFIX = "dgxspark-lab" + SUFFIX  # the lab's containers, networks and volumes (lab.sh)
+STATE = Path(str(os.environ.get("DGX_SPARK_LAB_STATE", Path.home() / ".local/state/dgx-spark-lab"))
+             + ("-" + SUFFIX if SUFFIX else ""))
 KEY = STATE / "id_ed25519"
+# where the playbooks, run from ROOT, write their reports (another lab's inventory, node_inventory, says below it)
+REPORTS = ROOT / "reports" / ("lab" + SUFFIX if SUFFIX else "")
 # A node's SSH connection is reused by the calls that follow within 10 s (the modules' own sharing, _ssh_share; a
 # test's calls come in bursts), kept where Ansible keeps its own for the lab (inventory/lab.yml), which lab.sh closes
 # whenever the nodes go away or restart (up, reboot, down). Short-lived, so none outlives a node's sleep.
 CONTROL_DIR = STATE / "cp"
-NODES = {"spark-2959": "10.59.63.11", "spark-ba63": "10.59.63.12"}
+MGMT = "10.59.%d" % (62 + INSTANCE)
+NODES = {"spark-2959": MGMT + ".11", "spark-ba63": MGMT + ".12"}
 # The nodes a larger lab adds (LAB_NODES=3 or 4, lab.sh)
-MORE_NODES = {"spark-lab3": "10.59.63.13", "spark-lab4": "10.59.63.14"}
+MORE_NODES = {"spark-lab3": MGMT + ".13", "spark-lab4": MGMT + ".14"}
+FABRIC_NET = "10.%d" % (10 * INSTANCE)  # the first two octets of this lab's fabric subnets (10.10 in the first)
 TWINS = {"enp1s0f1np1": ("10.10.10.1", "10.10.10.2"), "enP2p1s0f1np1": ("10.10.11.1", "10.10.11.2")}
 VENV_BIN = ROOT / ".venv" / "bin"
 # The lab endpoint's API key (inventory/lab.yml) and the curl option that sends it.
 API_KEY = "lab-endpoint-key-0123456789abcdef"
 CURL_AUTH = "-H 'Authorization: Bearer %s'" % API_KEY
+
+
+def fabric(text):
+    """text with the first lab's fabric addresses (10.10.x.y) as this lab's."""
+    return text.replace("10.10.", FABRIC_NET + ".")
 
 
 def lab(*args, check=True, env=None):
@@ -42,7 +54,7 @@ def lab(*args, check=True, env=None):
 
 def lab_container_ids():
     """Every lab node's podman container (full ids), running or not."""
-    argv = ["podman", "ps", "-a", "-q", "--no-trunc", "--filter", "label=dgx-spark-lab=1"]
+    argv = ["podman", "ps", "-a", "-q", "--no-trunc", "--filter", "label=dgx-spark-lab=%d" % INSTANCE]
     return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
 
 
@@ -80,6 +92,8 @@ def json_document(stdout):
 def ansible_env(**extra):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"), ANSIBLE_FORCE_COLOR="0",
                ANSIBLE_NOCOLOR="1", PATH="%s:%s" % (VENV_BIN, os.environ["PATH"]))
+    if SUFFIX:  # another lab's nodes have the first's names: their facts are cached apart
+        env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(STATE / "facts")
     env.update(extra)
     return env
 
@@ -95,17 +109,20 @@ def node_inventory(path, count, topology="switch"):
     """inventory/lab.yml with the lab's first count nodes (LAB_NODES) and every fabric address derived from the
     node order by dgx_spark.cluster.fabric_plan, none written by hand (docs/topologies.md); a ring's inventory also
     says fabric_topology, so the fabric role addresses port 0 and sets the routes."""
-    derived = ("{{{{ (groups['sparks'] | dgx_spark.cluster.fabric_plan('%s')).interfaces[inventory_hostname][{0}]"
-               ".address }}}}" % topology)
+    derived = ("{{{{ (groups['sparks'] | dgx_spark.cluster.fabric_plan('%s', fabric_first_subnet))"
+               ".interfaces[inventory_hostname][{0}].address }}}}" % topology)
     inventory = yaml.safe_load((ROOT / "inventory" / "lab.yml").read_text())
     groups = inventory["all"]["children"]["sparks"]
     for node in list(MORE_NODES)[:count - len(NODES)]:
-        groups["children"]["spark_workers"]["hosts"][node] = {"ansible_host": MORE_NODES[node]}
+        groups["children"]["spark_workers"]["hosts"][node] = {}
     for group in groups["children"].values():
-        for host in group["hosts"].values():
+        for node, host in group["hosts"].items():
             host.pop("fabric_address", None)
             host.pop("fabric_twin_address", None)
-    groups["vars"].update(fabric_address=derived.format(0), fabric_twin_address=derived.format(1))
+            host["ansible_host"] = NODES.get(node) or MORE_NODES[node]  # this lab's
+    groups["vars"].update(fabric_address=derived.format(0), fabric_twin_address=derived.format(1),
+                          fabric_first_subnet=fabric("10.10.10.0/24"), common_reports_dir=str(REPORTS),
+                          ansible_ssh_private_key_file=str(KEY), ansible_control_path_dir=str(CONTROL_DIR))
     if topology == "ring":
         groups["vars"].update(fabric_topology=topology, fabric_nodes="{{ groups['sparks'] }}")
     path.write_text(yaml.safe_dump(inventory))

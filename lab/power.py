@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-PREFIX = "dgxspark-lab-"
+PREFIX = os.environ.get("DGX_SPARK_LAB_PREFIX", "dgxspark-lab") + "-"  # the nodes' containers (lab.sh)
 REQUEST = "run/dgx-spark-lab/power/request"
 WOL_DIR = "run/dgx-spark-lab/wol"
 MAGIC_SYNC = b"\xff" * 6

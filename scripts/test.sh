@@ -132,8 +132,16 @@ stage "execution environment built" "" awaited "$ee_build" "$out/ee-build.log"
 export DGX_SPARK_EE_BUILT=1  # tests/e2e/test_execution_environment.py uses the image built above
 # the stages that need no lab, when they ended already: a red one stops before the longest stage
 kill -0 "$no_lab" 2>/dev/null || no_lab_result
-stage "lab end-to-end (two simulated Sparks)" "$out/pytest-lab.xml" \
-  "$venv/pytest" -q tests/e2e --junitxml="$out/pytest-lab.xml" -p no:cacheprovider --durations=25
+# The end-to-end tests on two labs at once: the pair's on the first; the tests of three and four nodes, then the
+# teardown's checks, on a second lab beside it (LAB_INSTANCE=2, lab.sh), in the CPU the pair's tests leave idle while
+# they wait (about a third).
+side_by_side \
+  "lab end-to-end (two simulated Sparks)" "$out/pytest-lab.xml" \
+  "$venv/pytest" -q tests/e2e --ignore=tests/e2e/test_topology.py --junitxml="$out/pytest-lab.xml" \
+  -p no:cacheprovider --durations=25 ::: \
+  "lab end-to-end, three and four Sparks (a second lab)" "$out/pytest-lab-2.xml" \
+  env LAB_INSTANCE=2 "$venv/pytest" -q tests/e2e/test_topology.py tests/e2e/test_lab_teardown.py \
+  --junitxml="$out/pytest-lab-2.xml" -p no:cacheprovider --durations=10
 [[ -z $no_lab ]] || no_lab_result
 
 summary

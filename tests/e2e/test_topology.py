@@ -1,7 +1,8 @@
 """More than two Sparks: three lab nodes on the lab's fabric bridges (a switch, docs/topologies.md), their addresses
 derived from the node order by dgx_spark.cluster.fabric_plan in the inventory, as an owner of N Sparks writes it;
 then the same three cabled as a ring (a bridge per twin of each link, both QSFP ports). Runs last but the teardown
-(which then takes the three nodes down)."""
+(which then takes the four nodes down). make test runs it on a second lab (LAB_INSTANCE=2, its fabric on 10.20.x)
+beside the pair's tests on the first, with the teardown after it."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import json
 import subprocess
 
 import pytest
-from labkit import (JSON_OUTPUT, NODES, REPORTS, json_document, lab, node_inventory, playbook, recap, relay,
-                    ssh, wait_for)
+from labkit import (JSON_OUTPUT, NODES, PREFIX, REPORTS, fabric, json_document, lab, node_inventory, playbook, recap,
+                    relay, ssh, wait_for)
 
 SPARKS = list(NODES) + ["spark-lab3"]
 
@@ -39,7 +40,7 @@ def test_three_sparks_through_a_switch_take_their_planned_addresses_and_pass_jum
     assert {node: counters["failed"] for node, counters in recap(out.stdout).items()} == dict.fromkeys(SPARKS, 0)
     for index, node in enumerate(SPARKS):
         for twin, netdev in enumerate(("enp1s0f1np1", "enP2p1s0f1np1")):
-            planned = "10.10.1%d.%d/24" % (twin, index + 1)
+            planned = fabric("10.10.1%d.%d/24") % (twin, index + 1)
             assert planned in ssh(node, "ip -4 -o addr show dev %s" % netdev).stdout, (node, netdev)
             # persisted by fabric_ip from the derived variable (the lab's bridge gave the address, not the file)
             assert planned in ssh(node, "sudo cat /etc/netplan/40-dgx-spark-%s.yaml" % netdev).stdout, (node, netdev)
@@ -160,7 +161,7 @@ def test_an_image_goes_to_the_workers_in_a_relay_each_forwarding_what_it_receive
     assert first["changed"] and first["export"] == "layer store" and first["relay"]["to_next"]
     # the second node's bytes came from the first as it received them, not from the head
     assert second["changed"] and second["export"] == "relay" and second["relay"] == {
-        "from": "10.10.10.2", "fell_back": None, "to_next": False}
+        "from": fabric("10.10.10.2"), "fell_back": None, "to_next": False}
     assert second["bytes"] == first["bytes"] and second["checksum"] != first["checksum"]  # each hop its own key
     assert [image_id(node) for node in WORKERS] == [relay_image] * 2
     for node in WORKERS:  # the spool went with its reader, the markers with the sender
@@ -191,7 +192,7 @@ def test_a_node_that_fails_mid_relay_is_named_and_the_next_copies_from_the_head(
     assert first["failed"] and "simulated crash mid-load" in first["msg"], first
     assert second["changed"] and not second.get("failed"), second
     assert "its own copy failed" in second["relay"]["fell_back"] and second["export"] == "layer store"
-    assert any("the relay from 10.10.10.2 failed" in warning for warning in second["warnings"])
+    assert any(fabric("the relay from 10.10.10.2 failed") in warning for warning in second["warnings"])
     assert image_id("spark-lab3") == relay_image and image_id("spark-ba63") == ""  # nothing half-loaded
     for node in WORKERS:
         assert ssh(node, "pgrep -fx 'python3 -'", check=False).stdout.strip() == "", node  # no receiver or sender
@@ -212,14 +213,14 @@ def test_a_launch_over_three_nodes_takes_the_image_to_the_workers_in_a_relay(thr
     assert copies[0]["spark-ba63"]["relay"] == {"from": None, "fell_back": None, "to_next": True}
     # from rank 1, as it received it or (48 MiB go fast on a loaded host) from its docker once it had it all, never
     # from the head (the module's test proves the forwarding while receiving)
-    assert copies[0]["spark-lab3"]["relay"] == {"from": "10.10.10.2", "fell_back": None, "to_next": False}
+    assert copies[0]["spark-lab3"]["relay"] == {"from": fabric("10.10.10.2"), "fell_back": None, "to_next": False}
     assert copies[0]["spark-lab3"]["export"] in ("relay", "layer store")
     assert [image_id(node) for node in WORKERS] == [relay_image] * 2
     weights = [task["hosts"] for play in document["plays"] for task in play["tasks"]
                if "Copy the weights" in task["task"]["name"]]
     assert weights[0]["spark-ba63"]["relay"] == {"from": None, "fell_back": None, "to_next": True}
     # from rank 1, as it received them or (8 MiB go fast) from its files once it had them all, never from the head
-    assert weights[0]["spark-lab3"]["relay"] == {"from": "10.10.10.2", "fell_back": None, "to_next": False}
+    assert weights[0]["spark-lab3"]["relay"] == {"from": fabric("10.10.10.2"), "fell_back": None, "to_next": False}
     staged = "cd /home/spark/models/staged && sha256sum config.json model.safetensors"
     assert [ssh(node, staged).stdout for node in WORKERS] == [ssh("spark-2959", staged).stdout] * 2
     for node in SPARKS:  # the failed start left nothing
@@ -299,7 +300,7 @@ def test_weights_go_to_the_workers_in_a_relay_and_a_node_holding_them_forwards_i
     assert first["changed"] and first["export"] == "files" and first["relay"]["to_next"], first
     # the second node's bytes came from the first as it received them, not from the head
     assert second["changed"] and second["export"] == "relay" and second["relay"] == {
-        "from": "10.10.10.2", "fell_back": None, "to_next": False}, second
+        "from": fabric("10.10.10.2"), "fell_back": None, "to_next": False}, second
     assert second["bytes_sent"] == first["bytes_sent"] > 24 << 20 and second["checksum"] != first["checksum"]
     assert [ssh(node, MODEL_DIGESTS).stdout for node in WORKERS] == [relay_model] * 2
     relay_id = first["invocation"]["module_args"]["relay_id"]
@@ -337,14 +338,14 @@ def test_a_node_whose_weights_die_mid_relay_is_named_and_the_next_copies_from_th
 # Four nodes in a ring as fabric_plan('ring') plans it (docs/topologies.md): node -> netdev -> address. Node i's port 1
 # is cabled to node i+1's port 0; the head and spark-lab3, and spark-ba63 and spark-lab4, share no link.
 RING = {
-    "spark-2959": {"enp1s0f1np1": "10.10.10.1/24", "enP2p1s0f1np1": "10.10.11.1/24",
-                   "enp1s0f0np0": "10.10.16.2/24", "enP2p1s0f0np0": "10.10.17.2/24"},
-    "spark-ba63": {"enp1s0f1np1": "10.10.12.1/24", "enP2p1s0f1np1": "10.10.13.1/24",
-                   "enp1s0f0np0": "10.10.10.2/24", "enP2p1s0f0np0": "10.10.11.2/24"},
-    "spark-lab3": {"enp1s0f1np1": "10.10.14.1/24", "enP2p1s0f1np1": "10.10.15.1/24",
-                   "enp1s0f0np0": "10.10.12.2/24", "enP2p1s0f0np0": "10.10.13.2/24"},
-    "spark-lab4": {"enp1s0f1np1": "10.10.16.1/24", "enP2p1s0f1np1": "10.10.17.1/24",
-                   "enp1s0f0np0": "10.10.14.2/24", "enP2p1s0f0np0": "10.10.15.2/24"},
+    "spark-2959": {"enp1s0f1np1": fabric("10.10.10.1/24"), "enP2p1s0f1np1": fabric("10.10.11.1/24"),
+                   "enp1s0f0np0": fabric("10.10.16.2/24"), "enP2p1s0f0np0": fabric("10.10.17.2/24")},
+    "spark-ba63": {"enp1s0f1np1": fabric("10.10.12.1/24"), "enP2p1s0f1np1": fabric("10.10.13.1/24"),
+                   "enp1s0f0np0": fabric("10.10.10.2/24"), "enP2p1s0f0np0": fabric("10.10.11.2/24")},
+    "spark-lab3": {"enp1s0f1np1": fabric("10.10.14.1/24"), "enP2p1s0f1np1": fabric("10.10.15.1/24"),
+                   "enp1s0f0np0": fabric("10.10.12.2/24"), "enP2p1s0f0np0": fabric("10.10.13.2/24")},
+    "spark-lab4": {"enp1s0f1np1": fabric("10.10.16.1/24"), "enP2p1s0f1np1": fabric("10.10.17.1/24"),
+                   "enp1s0f0np0": fabric("10.10.14.2/24"), "enP2p1s0f0np0": fabric("10.10.15.2/24")},
 }
 FORWARDING = "/etc/sysctl.d/60-dgx-spark-fabric.conf"
 
@@ -374,11 +375,11 @@ def test_a_ring_of_four_addresses_both_ports_and_every_node_reaches_every_other(
         assert "%s: 4 jumbo pings of 8972 bytes ok" % node in first.stdout
         assert "%s: 6 addresses of the other nodes reached over the fabric" % node in first.stdout
     # spark-lab4 reaches the head's port 1 (on its link to spark-ba63) over its own link to the head, persisted
-    assert "10.10.10.1 via 10.10.16.2 dev enp1s0f1np1" in ssh("spark-lab4", "ip route").stdout
+    assert fabric("10.10.10.1 via 10.10.16.2 dev enp1s0f1np1") in ssh("spark-lab4", "ip route").stdout
     persisted = ssh("spark-lab4", "sudo cat /etc/netplan/40-dgx-spark-enp1s0f1np1.yaml").stdout
-    assert "- to: 10.10.10.1/32\n          via: 10.10.16.2" in persisted
+    assert fabric("- to: 10.10.10.1/32\n          via: 10.10.16.2") in persisted
     # the opposite nodes go through the first node that neighbours both, which forwards (and only it, and the head)
-    assert "10.10.14.1 via 10.10.10.2 dev enp1s0f1np1" in ssh("spark-2959", "ip route").stdout
+    assert fabric("10.10.14.1 via 10.10.10.2 dev enp1s0f1np1") in ssh("spark-2959", "ip route").stdout
     for node in RING:
         forwarding = ssh(node, "cat %s 2>/dev/null; true" % FORWARDING).stdout
         assert ("net.ipv4.conf.enp1s0f0np0.forwarding=1" in forwarding) == (node in ("spark-2959", "spark-ba63")), node
@@ -391,23 +392,23 @@ def test_a_ring_of_four_addresses_both_ports_and_every_node_reaches_every_other(
 
 @pytest.mark.lab_resize
 def test_without_its_route_or_the_middle_nodes_forwarding_the_far_node_is_cut_off_until_the_role_runs(four_in_a_ring):
-    ssh("spark-lab3", "sudo ip route del 10.10.10.1/32 via 10.10.12.1")
+    ssh("spark-lab3", fabric("sudo ip route del 10.10.10.1/32 via 10.10.12.1"))
     ssh("spark-ba63", "sudo sysctl -q -w net.ipv4.conf.enp1s0f0np0.forwarding=0")
     # the lab gives no other way (the management LAN does not carry the fabric's subnets)
-    assert ssh("spark-lab3", "ping -c 1 -W 1 10.10.10.1", check=False).returncode != 0
-    assert ssh("spark-2959", "ping -c 1 -W 1 10.10.14.1", check=False).returncode != 0
+    assert ssh("spark-lab3", fabric("ping -c 1 -W 1 10.10.10.1"), check=False).returncode != 0
+    assert ssh("spark-2959", fabric("ping -c 1 -W 1 10.10.14.1"), check=False).returncode != 0
     out = playbook("fabric.yml", "-i", str(four_in_a_ring[0]))
     assert out.returncode == 0, out.stdout[-4000:]
     # the route and the forwarding put back; on the other two, a second run changes nothing
     assert {node: counters["changed"] for node, counters in recap(out.stdout).items()} == {
         "spark-2959": 0, "spark-ba63": 1, "spark-lab3": 1, "spark-lab4": 0}
-    assert ssh("spark-lab3", "ping -c 1 -W 1 10.10.10.1", check=False).returncode == 0
-    assert ssh("spark-2959", "ping -c 1 -W 1 10.10.14.1", check=False).returncode == 0
+    assert ssh("spark-lab3", fabric("ping -c 1 -W 1 10.10.10.1"), check=False).returncode == 0
+    assert ssh("spark-2959", fabric("ping -c 1 -W 1 10.10.14.1"), check=False).returncode == 0
 
 
 @pytest.mark.lab_resize
 def test_a_cut_link_is_named_by_the_twin_and_neighbour_on_each_end(four_in_a_ring):
-    bridge = subprocess.run(["podman", "network", "inspect", "-f", "{{.NetworkInterface}}", "dgxspark-lab-link1t0"],
+    bridge = subprocess.run(["podman", "network", "inspect", "-f", "{{.NetworkInterface}}", PREFIX + "-link1t0"],
                             capture_output=True, text=True, check=True).stdout.strip()
     subprocess.run(["ip", "link", "set", "dev", bridge, "down"], check=True)
     try:
@@ -416,8 +417,8 @@ def test_a_cut_link_is_named_by_the_twin_and_neighbour_on_each_end(four_in_a_rin
         subprocess.run(["ip", "link", "set", "dev", bridge, "up"], check=True)
     assert out.returncode != 0
     # link1's twin 0 joins spark-ba63's port 1 and spark-lab3's port 0; its twin 1 and the other links still work
-    assert "spark-ba63: jumbo ping failed on twin 0 (enp1s0f1np1 -> spark-lab3 10.10.12.2)" in out.stdout
-    assert "spark-lab3: jumbo ping failed on twin 0 (enp1s0f0np0 -> spark-ba63 10.10.12.1)" in out.stdout
+    assert fabric("spark-ba63: jumbo ping failed on twin 0 (enp1s0f1np1 -> spark-lab3 10.10.12.2)") in out.stdout
+    assert fabric("spark-lab3: jumbo ping failed on twin 0 (enp1s0f0np0 -> spark-ba63 10.10.12.1)") in out.stdout
     assert "spark-2959: 4 jumbo pings of 8972 bytes ok" in out.stdout
 
 
