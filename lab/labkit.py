@@ -3,6 +3,7 @@ runs from this checkout."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -35,7 +36,8 @@ NODES = {"spark-2959": MGMT + ".11", "spark-ba63": MGMT + ".12"}
 # The nodes a larger lab adds (LAB_NODES=3 or 4, lab.sh)
 MORE_NODES = {"spark-lab3": MGMT + ".13", "spark-lab4": MGMT + ".14"}
 FABRIC_NET = "10.%d" % (10 * INSTANCE)  # the first two octets of this lab's fabric subnets (10.10 in the first)
-TWINS = {"enp1s0f1np1": ("10.10.10.1", "10.10.10.2"), "enP2p1s0f1np1": ("10.10.11.1", "10.10.11.2")}
+TWINS = {"enp1s0f1np1": (FABRIC_NET + ".10.1", FABRIC_NET + ".10.2"),
+         "enP2p1s0f1np1": (FABRIC_NET + ".11.1", FABRIC_NET + ".11.2")}
 VENV_BIN = ROOT / ".venv" / "bin"
 # The lab endpoint's API key (inventory/lab.yml) and the curl option that sends it.
 API_KEY = "lab-endpoint-key-0123456789abcdef"
@@ -98,9 +100,21 @@ def ansible_env(**extra):
     return env
 
 
+@functools.lru_cache(maxsize=None)
+def lab_inventory():
+    """The lab pair's inventory: inventory/lab.yml for the first lab; another lab's is derived from it (node_inventory:
+    its addresses, key, reports), written to its state directory once per process."""
+    if not SUFFIX:
+        return ROOT / "inventory" / "lab.yml"
+    STATE.mkdir(parents=True, exist_ok=True)
+    return node_inventory(STATE / "inventory.yml", len(NODES))
+
+
 def playbook(name, *args, timeout=900, env=None):
-    """ansible-playbook playbooks/<name> on the lab inventory; CompletedProcess with the text output."""
-    argv = [str(VENV_BIN / "ansible-playbook"), str(ROOT / "playbooks" / name)] + list(args)
+    """ansible-playbook playbooks/<name> on the lab pair's inventory unless args give one; CompletedProcess with the
+    text output."""
+    inventory = [] if "-i" in args else ["-i", str(lab_inventory())]
+    argv = [str(VENV_BIN / "ansible-playbook"), str(ROOT / "playbooks" / name)] + inventory + list(args)
     return subprocess.run(argv, cwd=str(ROOT), capture_output=True, text=True, timeout=timeout, check=False,
                           env=ansible_env(**(env or {})))
 
@@ -148,7 +162,7 @@ def _runner_run(private_dir, **kwargs):
     import ansible_runner
     private_dir.mkdir(parents=True, exist_ok=True)
     return ansible_runner.run(private_data_dir=str(private_dir), project_dir=str(ROOT), quiet=True,
-                              inventory=str(ROOT / "inventory" / "lab.yml"), envvars=ansible_env(), **kwargs)
+                              inventory=str(lab_inventory()), envvars=ansible_env(), **kwargs)
 
 
 def runner(private_dir, name, **extravars):
@@ -177,7 +191,8 @@ def module(host, name, args, *flags, timeout=300):
 
 def module_run(host, name, args, *flags, timeout=300):
     """module(), plus what ansible printed on stderr (warnings, progress lines)."""
-    argv = [str(VENV_BIN / "ansible"), host, "-m", "dgx_spark.cluster." + name, "-a", json.dumps(args)] + list(flags)
+    argv = [str(VENV_BIN / "ansible"), host, "-i", str(lab_inventory()), "-m", "dgx_spark.cluster." + name,
+            "-a", json.dumps(args)] + list(flags)
     result = subprocess.run(argv, cwd=str(ROOT), capture_output=True, text=True, timeout=timeout, check=False,
                             env=ansible_env(**JSON_OUTPUT))
     try:

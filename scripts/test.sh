@@ -132,16 +132,17 @@ stage "execution environment built" "" awaited "$ee_build" "$out/ee-build.log"
 export DGX_SPARK_EE_BUILT=1  # tests/e2e/test_execution_environment.py uses the image built above
 # the stages that need no lab, when they ended already: a red one stops before the longest stage
 kill -0 "$no_lab" 2>/dev/null || no_lab_result
-# The end-to-end tests on two labs at once: the pair's on the first; the tests of three and four nodes, then the
-# teardown's checks, on a second lab beside it (LAB_INSTANCE=2, lab.sh), in the CPU the pair's tests leave idle while
-# they wait (about a third).
+# The end-to-end tests on two labs at once, in the CPU each leaves idle while it waits (a third of either's time): on
+# the first, the tests that need the engine image (loaded once, into it) and Kubernetes; on a second lab beside it
+# (LAB_INSTANCE=2, lab.sh), the pair's other tests, then those of three and four nodes; each ends with the teardown's.
+second_lab=(test_lab.py test_p2p_image_copy.py test_playbooks.py test_training.py test_topology.py)
 side_by_side \
-  "lab end-to-end (two simulated Sparks)" "$out/pytest-lab.xml" \
-  "$venv/pytest" -q tests/e2e --ignore=tests/e2e/test_topology.py --junitxml="$out/pytest-lab.xml" \
-  -p no:cacheprovider --durations=25 ::: \
-  "lab end-to-end, three and four Sparks (a second lab)" "$out/pytest-lab-2.xml" \
-  env LAB_INSTANCE=2 "$venv/pytest" -q tests/e2e/test_topology.py tests/e2e/test_lab_teardown.py \
-  --junitxml="$out/pytest-lab-2.xml" -p no:cacheprovider --durations=10
+  "lab end-to-end (two simulated Sparks, the engine and Kubernetes)" "$out/pytest-lab.xml" \
+  "$venv/pytest" -q tests/e2e "${second_lab[@]/#/--ignore=tests/e2e/}" --junitxml="$out/pytest-lab.xml" \
+  -p no:cacheprovider --durations=20 ::: \
+  "lab end-to-end on a second lab (two simulated Sparks, then three and four)" "$out/pytest-lab-2.xml" \
+  env LAB_INSTANCE=2 "$venv/pytest" -q "${second_lab[@]/#/tests/e2e/}" tests/e2e/test_lab_teardown.py \
+  --junitxml="$out/pytest-lab-2.xml" -p no:cacheprovider --durations=15
 [[ -z $no_lab ]] || no_lab_result
 
 summary

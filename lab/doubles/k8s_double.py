@@ -141,8 +141,12 @@ class ApiError(Exception):
         self.status, self.message = status, message
 
 
-def call(server, method, route, body=None, timeout=10):
+REQUEST_TIMEOUT = {"seconds": 10}  # kubectl's --request-timeout, where a run gives it
+
+
+def call(server, method, route, body=None, timeout=None):
     """One request to the lab's API server; ApiError with its message, or status 0 when it does not answer."""
+    timeout = timeout or REQUEST_TIMEOUT["seconds"]
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request("http://%s:%d%s" % (server[0], server[1], route), data=data, method=method,
                                      headers={"Content-Type": "application/json"})
@@ -1096,6 +1100,9 @@ def kubectl(args):
             conf, index = args[index + 1], index + 2
         elif args[index].startswith("--kubeconfig="):
             conf, index = args[index].split("=", 1)[1], index + 1
+        elif args[index].startswith("--request-timeout="):  # a global flag: every request of the run
+            REQUEST_TIMEOUT["seconds"] = go_seconds(args[index].split("=", 1)[1], "--request-timeout") or None
+            index += 1
         else:
             rest.append(args[index])
             index += 1
@@ -1234,12 +1241,12 @@ def kubectl_command(server, args):
             "delete node|pod|pdb|deployment, cordon, uncordon, drain, logs, version --client)" % " ".join(args), 64)
 
 
-def go_seconds(duration):
+def go_seconds(duration, flag="--timeout"):
     """A Go duration as kubectl takes it (90s, 2m, 1m30s) -> seconds."""
     units = {"h": 3600, "m": 60, "s": 1}
     parts = re.findall(r"(\d+)([hms])", duration or "")
     if not parts or "".join(n + u for n, u in parts) != duration:
-        die('error: invalid argument "%s" for "--timeout" flag: time: invalid duration "%s"' % (duration, duration))
+        die('error: invalid argument "%s" for "%s" flag: time: invalid duration "%s"' % (duration, flag, duration))
     return sum(int(n) * units[u] for n, u in parts)
 
 

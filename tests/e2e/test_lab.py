@@ -11,7 +11,7 @@ import re
 import subprocess
 
 import pytest
-from labkit import KEY, NODES, TWINS, lab, lab_container_ids, ssh
+from labkit import KEY, NODES, TWINS, fabric, lab, lab_container_ids, ssh
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -83,7 +83,7 @@ def test_ib_write_bw_crosses_the_real_fabric_and_follows_the_scenario():
 
 
 def test_ib_write_bw_to_the_other_twins_subnet_is_refused():
-    result = ssh("spark-ba63", "ib_write_bw -d rocep1s0f1 --report_gbits 10.10.11.1", check=False)
+    result = ssh("spark-ba63", fabric("ib_write_bw -d rocep1s0f1 --report_gbits 10.10.11.1"), check=False)
     assert result.returncode == 1 and "has no address on the subnet" in result.stderr
 
 

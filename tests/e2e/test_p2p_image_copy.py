@@ -7,9 +7,9 @@ import re
 import time
 
 import pytest
-from labkit import async_job_files, lab, module, module_run, playbook, ssh
+from labkit import async_job_files, fabric, lab, module, module_run, playbook, ssh
 
-HEAD_FABRIC = "10.10.10.1"
+HEAD_FABRIC = fabric("10.10.10.1")
 IMAGE = "lab/p2p-test:1"
 IMAGE2 = "lab/p2p-test:2"  # IMAGE plus one small layer
 IMAGE3 = "lab/p2p-test:3"  # IMAGE plus a layer that deletes, replaces a directory and links (whiteouts in the tar)
@@ -65,9 +65,10 @@ EXTRA_TAG = ("printf '#!/bin/sh\\n[ \"$1\" = save ] && exec docker save \"$2\" l
              "exec docker \"$@\"\\n' | sudo tee /usr/local/bin/docker-extra-tag >/dev/null "
              "&& sudo chmod 755 /usr/local/bin/docker-extra-tag")
 # a port scanner on the head: connects to the worker's listener port and hangs up, every 2 ms, for 60 s
-SCANNER = ("nohup python3 -c 'import socket, time\nend = time.time() + 60\nwhile time.time() < end:\n"
-           "    try:\n        socket.create_connection((\"10.10.10.2\", %d), timeout=0.2).close()\n"
-           "    except OSError:\n        pass\n    time.sleep(0.002)' </dev/null >/dev/null 2>&1 & echo $! > /tmp/scanner.pid")
+SCANNER = fabric("nohup python3 -c 'import socket, time\nend = time.time() + 60\nwhile time.time() < end:\n"
+                 "    try:\n        socket.create_connection((\"10.10.10.2\", %d), timeout=0.2).close()\n"
+                 "    except OSError:\n        pass\n    time.sleep(0.002)' </dev/null >/dev/null 2>&1 & echo $! > "
+                 "/tmp/scanner.pid")
 SCAN_PORT = 47001
 
 
@@ -261,7 +262,7 @@ def test_a_loaded_image_other_than_the_source_s_is_refused_and_untagged():
 
 def test_missing_source_image_is_named():
     rc, result = module("spark-ba63", "p2p_image_copy", {"image": "lab/absent:1", "source_host": HEAD_FABRIC})
-    assert rc != 0 and "image lab/absent:1 is not on the source 10.10.10.1" in result["msg"]
+    assert rc != 0 and fabric("image lab/absent:1 is not on the source 10.10.10.1") in result["msg"]
 
 
 def test_hostile_image_reference_is_refused():

@@ -6,8 +6,8 @@ import json
 import time
 
 import pytest
-from labkit import (NODES, REPORTS, TWINS, async_job_files, lab, playbook, recap, rejected_before_connecting, runner,
-                    ssh)
+from labkit import (NODES, REPORTS, TWINS, async_job_files, fabric, lab, playbook, recap, rejected_before_connecting,
+                    runner, ssh)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -58,7 +58,7 @@ def test_fabric_is_idempotent_and_hands_its_layout_to_ansible_runner(tmp_path):
 
 
 def test_fabric_rejects_twins_on_one_subnet_before_contacting_hosts():
-    rejected_before_connecting("fabric.yml", ["fabric_twin_address=10.10.10.9/24"], "fabric layout rejected",
+    rejected_before_connecting("fabric.yml", [fabric("fabric_twin_address=10.10.10.9/24")], "fabric layout rejected",
                                "two different subnets")
 
 

@@ -9,7 +9,7 @@ import re
 import time
 
 import pytest
-from labkit import NODES, REPORTS, lab, playbook, recap, rejected_before_connecting, ssh, wait_for
+from labkit import NODES, REPORTS, fabric, lab, playbook, recap, rejected_before_connecting, ssh, wait_for
 
 HEAD, WORKER = "spark-2959", "spark-ba63"
 STATE = "/var/lib/dgx-spark/train"
@@ -98,7 +98,7 @@ def test_a_job_runs_to_completion_followed_then_status_and_merged_logs():
     assert "%s: succeeded" % run_id in out.stdout
     done = record(run_id)
     assert done["state"] == "succeeded" and done["gate"]["passed"] is True and done["gate"]["skipped"] is False
-    assert [rank["host"] for rank in done["ranks"]] == [HEAD, WORKER] and done["master_addr"] == "10.10.10.1"
+    assert [rank["host"] for rank in done["ranks"]] == [HEAD, WORKER] and done["master_addr"] == fabric("10.10.10.1")
     status = playbook("train_status.yml", "-e", "job=tiny-regression")
     assert status.returncode == 0, status.stdout[-3000:]
     for rank, node in enumerate(NODES):
@@ -156,8 +156,8 @@ def test_a_rank_killed_mid_run_stops_the_other_within_the_bound_and_names_the_ra
     time.sleep(2)
     # the worker drops off the fabric (SSH aside) as its training process dies: no FIN or RST reaches the head,
     # whose torchrun would wait in its all-reduce for Gloo's 30-minute timeout
-    fabric_blocked(WORKER, ["INPUT -s 10.10.10.1 -p tcp ! --dport 22 -j DROP",
-                            "OUTPUT -d 10.10.10.1 -p tcp ! --sport 22 -j DROP"])
+    fabric_blocked(WORKER, [fabric("INPUT -s 10.10.10.1 -p tcp ! --dport 22 -j DROP"),
+                            fabric("OUTPUT -d 10.10.10.1 -p tcp ! --sport 22 -j DROP")])
     ssh(WORKER, "sudo pkill -KILL -f '[p]ython3 -u /usr/local/lib/dgx-spark/train/examples/tiny_regression.py'")
     failed = wait_for("the watcher stopping the other rank",
                       lambda: record(run_id).get("others_stopped_after") is not None and record(run_id), 30)
@@ -179,13 +179,13 @@ def test_a_rank_killed_mid_run_stops_the_other_within_the_bound_and_names_the_ra
 
 
 def test_a_rank_that_never_starts_trips_the_start_window_and_nothing_stays_running():
-    fabric_blocked(WORKER, ["OUTPUT -d 10.10.10.1 -p tcp --dport 29500 -j DROP"])
+    fabric_blocked(WORKER, [fabric("OUTPUT -d 10.10.10.1 -p tcp --dport 29500 -j DROP")])
     start = time.monotonic()
     out = playbook("train.yml", "-e", "job=tiny-regression", "-e", "train_skip_gate=true",
                    "-e", "train_launch_start_window=8")
     assert out.returncode != 0
     assert time.monotonic() - start < 60
-    assert "rank 1 (spark-ba63) never reached the rendezvous on rank 0 (10.10.10.1:29500) within 8 s" in out.stdout, \
+    assert fabric("rank 1 (spark-ba63) never reached the rendezvous on rank 0 (10.10.10.1:29500) within 8 s") in out.stdout, \
         out.stdout[-3000:]
     assert "rank 0 (spark-2959) waited at the rendezvous for rank 1" in out.stdout
     for node in NODES:

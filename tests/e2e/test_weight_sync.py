@@ -8,10 +8,11 @@ import signal
 import subprocess
 
 import pytest
-from labkit import ROOT, VENV_BIN, ansible_env, async_job_files, lab, module, module_run, playbook, runner_module, ssh
+from labkit import (ROOT, VENV_BIN, ansible_env, async_job_files, fabric, lab, lab_inventory, module, module_run, playbook,
+                    runner_module, ssh)
 
 CACHE = "/home/spark/.cache/huggingface/hub"
-HEAD_FABRIC = "10.10.10.1"
+HEAD_FABRIC = fabric("10.10.10.1")
 # A cache entry as huggingface_hub lays it out: blobs named by hash, snapshot files as relative symlinks, refs;
 # one blob kept at the hub level (outside the repo folder).
 MAKE_CACHE = r"""
@@ -96,7 +97,7 @@ def test_a_long_sync_shows_its_progress_as_ansible_runner_events(tmp_path):
         "path": CACHE, "hf_repo": "lab/tiny", "source_host": HEAD_FABRIC, "bwlimit": 4000, "progress_interval": 0.5})
     rc, result = run.rc, run.result
     assert rc == 0 and result["changed"] is True and result["seconds"] > 2, result
-    lines = [line for line in run.progress if line.startswith("spark-ba63: weights lab/tiny <- 10.10.10.1 ")]
+    lines = [line for line in run.progress if line.startswith(fabric("spark-ba63: weights lab/tiny <- 10.10.10.1 "))]
     assert lines, run.progress
     mib = [float(line.split()[5]) for line in lines]
     assert mib == sorted(mib) and 0 < mib[-1] <= 20 and "of ~20 MiB" in lines[-1] and "MiB/s" in lines[-1], lines
@@ -127,7 +128,7 @@ def test_large_files_go_over_parallel_streams_and_arrive_whole():
         assert rc == 0 and result["changed"] is True, result
         # two large files: two streams, whatever was asked; the cap is shared, so 128 MiB take 2 s at the least
         assert result["streams"] == 2 and result["files_transferred"] == 3 and result["seconds"] >= 2, result
-        assert "spark-ba63: weights %s <- 10.10.10.1 " % model in stderr and "of ~128 MiB" in stderr, stderr
+        assert fabric("spark-ba63: weights %s <- 10.10.10.1 ") % model in stderr and "of ~128 MiB" in stderr, stderr
         listing = "cd %s && sha256sum config.json model-0000*" % model
         assert ssh("spark-ba63", listing).stdout == ssh("spark-2959", listing).stdout
     finally:
@@ -139,7 +140,7 @@ def test_a_sync_interrupted_on_the_controller_is_ended_by_the_next_one():
     model = "/home/spark/models/interrupted"
     ssh("spark-2959", "mkdir -p %s && echo '{}' > %s/config.json && head -c 31457280 /dev/urandom "
                       "> %s/model.safetensors" % (model, model, model))
-    argv = [str(VENV_BIN / "ansible"), "spark-ba63", "-m", "dgx_spark.cluster.weight_sync", "-a",
+    argv = [str(VENV_BIN / "ansible"), "spark-ba63", "-i", str(lab_inventory()), "-m", "dgx_spark.cluster.weight_sync", "-a",
             json.dumps({"path": model, "source_host": HEAD_FABRIC, "bwlimit": 2000, "progress_interval": 1})]
     try:
         first = subprocess.Popen(argv, cwd=str(ROOT), env=ansible_env(), stdout=subprocess.PIPE,
