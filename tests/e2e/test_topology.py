@@ -155,7 +155,13 @@ def without_relay_image():
 @pytest.mark.lab_resize
 def test_an_image_goes_to_the_workers_in_a_relay_each_forwarding_what_it_receives(three_sparks, relay_image):
     without_relay_image()
-    rc, results = copy_in_a_relay(three_sparks[0])
+    # 48 MiB take the head 5 s: the next node starts while the first receives (uncapped, a loaded host can let the
+    # first have it all before the second asks, and the second then exports it from the first's layer store)
+    lab("link-rate", "spark-2959", "80")
+    try:
+        rc, results = copy_in_a_relay(three_sparks[0])
+    finally:
+        lab("link-rate", "spark-2959", "0")
     assert rc == 0, results
     first, second = results["spark-ba63"], results["spark-lab3"]
     assert first["changed"] and first["export"] == "layer store" and first["relay"]["to_next"]
