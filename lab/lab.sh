@@ -5,9 +5,10 @@
 # in a ring on both QSFP ports).
 #   lab.sh up | down | status | engine | trtllm | train | ee | reboot | shell NODE | scenario NODE SCENARIO | thaw NODE
 #          | link-rate NODE MBIT
-# LAB_INSTANCE=N (2 to 9) is another lab beside the first (make test runs the tests of more nodes on the second while
-# the pair's run on the first): its own containers, networks, volumes, state and SSH key, management 10.59.(62+N).0/24
-# and fabric 10.(10N).x.0/24 where the first has 10.10.x (podman refuses a subnet two networks share).
+# LAB_INSTANCE=N (2 to 9) is another lab beside the first (make test runs the tests that need neither the engine nor
+# Kubernetes, and those of more nodes, on the second): its own containers, networks, volumes, state and SSH key,
+# management 10.59.(62+N).0/24 and fabric 10.(10N).x.0/24 where the first has 10.10.x (podman refuses a subnet two
+# networks share).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -158,8 +159,8 @@ ensure_networks() {
 # stand-in manifests and chart), built once into the lab cache; every node mounts them at /opt/dgx-spark-lab/k8s.
 k8s_parts() { built python3 "$here/k8s/build.py"; }
 
-# What lab.sh builds into the caches (node image, Kubernetes parts, engine, training venv), one build at a time: two
-# lab instances may come up together.
+# What lab.sh builds into the caches (node image, Kubernetes parts, engine, TRT-LLM base, training venv), one build at
+# a time: two lab instances may come up together.
 built() { mkdir -p "$cache"; flock "$cache/.build.lock" "$@"; }
 
 # The training environment (lab/train/build_train_env.sh) lives in the lab cache, outside the checkout; every node
