@@ -37,15 +37,19 @@ def pair():
 
 
 def send_in_thread(conn, token, payload, mutate=None):
-    def run():
-        data = bytearray()
+    # the stream is built before the thread starts: built in it, a starved CPU (make test runs these in the idle
+    # class beside the lab) delayed the hello past the receiver's 5 s and the test saw "refused: no token"
+    data = bytearray()
 
-        class Capture:
-            def sendall(self, chunk):
-                data.extend(chunk)
-        stream.send_stream(Capture(), token, stream.save_archive(io.BytesIO(payload)))
+    class Capture:
+        def sendall(self, chunk):
+            data.extend(chunk)
+    stream.send_stream(Capture(), token, stream.save_archive(io.BytesIO(payload)))
+    data = bytes(mutate(data) if mutate else data)
+
+    def run():
         try:
-            conn.sendall(bytes(mutate(data) if mutate else data))
+            conn.sendall(data)
         except OSError:
             pass  # the receiver stopped reading (refused token): what a real sender would hit
         conn.close()
