@@ -4,7 +4,7 @@ VENV := .venv/bin
 NODE ?= spark-2959
 SCENARIO ?= healthy
 
-.PHONY: help setup test demo unit sanity sanity-matrix units lint changelog lab-up lab-down lab-status lab-engine lab-trtllm lab-train lab-ee lab-shell lab-scenario ee
+.PHONY: help setup test demo unit sanity sanity-matrix units lint changelog lab-up lab-down lab-status lab-engine lab-model lab-trtllm lab-train lab-ee lab-shell lab-scenario ee
 
 help:
 	@echo "make test           every gate: unit, sanity (2.19 + 2.21), units, lint, build, molecule, lab e2e"
@@ -12,7 +12,7 @@ help:
 	@echo "make setup          virtualenvs, apt packages, ansible-test bootstrap (idempotent)"
 	@echo "make unit | sanity-matrix | units | lint"
 	@echo "make ee             the execution environment (execution-environment.yml; EE_* settings: scripts/build_ee.sh)"
-	@echo "make lab-up | lab-down | lab-status | lab-engine | lab-trtllm | lab-train | lab-ee | lab-shell NODE=... | lab-scenario NODE=... SCENARIO=..."
+	@echo "make lab-up | lab-down | lab-status | lab-engine | lab-model | lab-trtllm | lab-train | lab-ee | lab-shell NODE=... | lab-scenario NODE=... SCENARIO=..."
 
 setup:
 	scripts/setup.sh all
@@ -55,6 +55,9 @@ lab-status:
 
 lab-engine:
 	lab/lab.sh engine
+
+lab-model:
+	lab/lab.sh model
 
 lab-trtllm:
 	lab/lab.sh trtllm

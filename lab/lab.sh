@@ -3,11 +3,11 @@
 # spark-lab4) as privileged podman containers with systemd, sshd, sudo, their own dockerd, a management network and
 # the fabric twins (MTU 9000, real interface names, one subnet each; LAB_TOPOLOGY=ring cables three or four nodes
 # in a ring on both QSFP ports).
-#   lab.sh up | down | status | engine | trtllm | train | ee | reboot | shell NODE | scenario NODE SCENARIO | thaw NODE
-#          | link-rate NODE MBIT
-# LAB_INSTANCE=N (2 to 9) is another lab beside the first (make test runs the tests that need neither the engine nor
-# Kubernetes, and those of more nodes, on the second): its own containers, networks, volumes, state and SSH key,
-# management 10.59.(62+N).0/24 and fabric 10.(10N).x.0/24 where the first has 10.10.x (podman refuses a subnet two
+#   lab.sh up | down | status | engine | model | trtllm | train | ee | reboot | shell NODE | scenario NODE SCENARIO
+#          | thaw NODE | link-rate NODE MBIT
+# LAB_INSTANCE=N (2 to 9) is another lab beside the first (make test runs the tests that need neither the engine
+# image nor Kubernetes, and those of more nodes, on the second): its own containers, networks, volumes, state and SSH
+# key, management 10.59.(62+N).0/24 and fabric 10.(10N).x.0/24 where the first has 10.10.x (podman refuses a subnet two
 # networks share).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -374,24 +374,38 @@ load_into_head() {
 
 # The serving engine where a real Spark has its image and weights after a pull and a download: on the head only.
 # The model_serving role copies both to the worker (p2p_image_copy, weight_sync) as it would on the real pair.
+# `lab.sh model` puts only the tiny model there, for the tests that serve it with another image (TRT-LLM's double).
 engine_tag=dgx-spark-lab/vllm:cpu
-cmd_engine() {
-  local archive model key name
-  podman_env
+tiny_model=/home/spark/models/tiny-llama
+engine_build() { built "$here/engine/build_engine_image.sh" | paste -sd' '; }  # "archive model_dir", both cached
+put_model() {
+  local name
   name=$(container "${nodes[0]}")
-  read -r archive model < <(built "$here/engine/build_engine_image.sh" | paste -sd' ')
+  podman container exists "$name" || die "the lab is not up (lab.sh up)"
+  podman exec "$name" test -f "$tiny_model/config.json" && return
+  podman exec "$name" mkdir -p "$(dirname "$tiny_model")"
+  podman cp "$1" "$name:$tiny_model"
+  podman exec "$name" chown -R spark:spark "$(dirname "$tiny_model")"
+}
+cmd_model() {
+  local archive model
+  podman_env
+  read -r archive model < <(engine_build)
+  put_model "$model"
+  log "$tiny_model ready on ${nodes[0]}"
+}
+cmd_engine() {
+  local archive model key
+  podman_env
+  read -r archive model < <(engine_build)
   key=$(basename "$archive" .tar); key=${key##*-}
   load_into_head "$archive" "localhost/vllm-lab:$key" "$engine_tag"
-  podman exec "$name" test -f /home/spark/models/tiny-llama/config.json || {
-    podman exec "$name" mkdir -p /home/spark/models
-    podman cp "$model" "$name:/home/spark/models/tiny-llama"
-    podman exec "$name" chown -R spark:spark /home/spark/models
-  }
-  log "engine $engine_tag and /home/spark/models/tiny-llama ready on ${nodes[0]}"
+  put_model "$model"
+  log "engine $engine_tag and $tiny_model ready on ${nodes[0]}"
 }
 
 # The TensorRT-LLM image double on the head (lab/trtllm): its base from debootstrap, the tool doubles built on it
-# by the head's docker with the recorded trtllm output. Needs the tiny model (lab.sh engine) to serve anything.
+# by the head's docker with the recorded trtllm output. Needs the tiny model (lab.sh model) to serve anything.
 trtllm_tag=dgx-spark-lab/trtllm:double
 cmd_trtllm() {
   local archive key context
@@ -524,6 +538,7 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   engine) cmd_engine ;;
+  model) cmd_model ;;
   reboot) cmd_reboot ;;
   trtllm) cmd_trtllm ;;
   train) cmd_train ;;
@@ -532,6 +547,6 @@ case "${1:-}" in
   thaw) cmd_thaw "${2:-}" ;;
   link-rate) cmd_link_rate "${2:-}" "${3:-}" ;;
   ee) cmd_ee ;;
-  *) echo "usage: $0 up|down|status|engine|trtllm|train|ee|reboot|shell NODE|scenario NODE SCENARIO|thaw NODE|link-rate NODE MBIT" >&2
+  *) echo "usage: $0 up|down|status|engine|model|trtllm|train|ee|reboot|shell NODE|scenario NODE SCENARIO|thaw NODE|link-rate NODE MBIT" >&2
      exit 2 ;;
 esac

@@ -134,8 +134,10 @@ export DGX_SPARK_EE_BUILT=1  # tests/e2e/test_execution_environment.py uses the 
 kill -0 "$no_lab" 2>/dev/null || no_lab_result
 # The end-to-end tests on two labs at once, in the CPU each leaves idle while it waits (a third of either's time): on
 # the first, the tests that need the engine image (loaded once, into it) and Kubernetes; on a second lab beside it
-# (LAB_INSTANCE=2, lab.sh), the pair's other tests, then those of three and four nodes; each ends with the teardown's.
-second_lab=(test_lab.py test_p2p_image_copy.py test_playbooks.py test_training.py test_topology.py)
+# (LAB_INSTANCE=2, lab.sh), the pair's other tests (TRT-LLM's and the pull's need only the tiny model), then those of
+# three and four nodes; each ends with the teardown's.
+second_lab=(test_lab.py test_p2p_image_copy.py test_playbooks.py test_training.py test_pull.py test_serving_trtllm.py
+  test_trt_build.py test_topology.py)
 side_by_side \
   "lab end-to-end (two simulated Sparks, the engine and Kubernetes)" "$out/pytest-lab.xml" \
   "$venv/pytest" -q tests/e2e "${second_lab[@]/#/--ignore=tests/e2e/}" --junitxml="$out/pytest-lab.xml" \

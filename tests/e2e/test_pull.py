@@ -21,7 +21,7 @@ ENTRY = {"local_path": "/home/spark/models/tiny-llama", "engine": "vllm", "image
 @pytest.fixture(scope="module", autouse=True)
 def registry():
     lab("up")
-    lab("engine")  # the tiny model the entry points at
+    lab("model")  # the tiny model the entry points at
     assert playbook("stop_model.yml").returncode == 0  # nothing serves before: the failed launch says so
     script = (ROOT / "lab" / "registry_double.py").read_text()
     ssh(HEAD, "cat > /tmp/registry_double.py <<'EOF'\n%sEOF\necho %s > /tmp/registry.key" % (script, KEY))

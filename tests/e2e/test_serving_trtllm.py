@@ -9,7 +9,7 @@ import json
 import time
 
 import pytest
-from labkit import lab, playbook, recap, ssh
+from labkit import MGMT, fabric, lab, lab_inventory, playbook, recap, ssh
 
 HEAD, WORKER = "spark-2959", "spark-ba63"
 MODEL = "/home/spark/models/tiny-llama"
@@ -34,7 +34,7 @@ def lab_with_trtllm():
     lab("up")
     fabric = playbook("fabric.yml")
     assert fabric.returncode == 0, fabric.stdout[-3000:]
-    lab("engine")  # the tiny model on the head
+    lab("model")  # the tiny model on the head
     lab("trtllm")
     playbook("stop_model.yml")
     yield
@@ -49,7 +49,7 @@ def test_tp2_launch_runs_mpirun_over_ssh_to_the_worker_and_answers():
     assert serving(HEAD) == ["dgx-spark-serve-lab-tiny-llama-trtllm-r0 running"]
     assert serving(WORKER) == ["dgx-spark-serve-lab-tiny-llama-trtllm-r1 running"]
     head = container_args(HEAD, "dgx-spark-serve-lab-tiny-llama-trtllm-r0")
-    assert head[:6] == ["--allow-run-as-root", "-np", "2", "-H", "10.10.10.1:1,10.10.10.2:1", "--mca"]
+    assert head[:6] == ["--allow-run-as-root", "-np", "2", "-H", fabric("10.10.10.1:1,10.10.10.2:1"), "--mca"]
     assert head[6:8] == ["plm_rsh_args", "-p 2233"] and "trtllm-llmapi-launch" in head
     logs = head_logs("lab-tiny-llama-trtllm")
     # the worker's rank ran on the worker, started by mpirun through its container's sshd, with the fabric env
@@ -59,8 +59,9 @@ def test_tp2_launch_runs_mpirun_over_ssh_to_the_worker_and_answers():
     assert '"free_gpu_memory_fraction": 0.5' in logs  # the extra options YAML reached trtllm-serve
     assert "Uvicorn running on http://0.0.0.0:8355" in logs
     # the worker's sshd listens on its fabric address only and takes the head's key from the head's address only
-    assert "10.10.10.2:2233" in ssh(WORKER, "ss -ltn").stdout
-    assert ssh(WORKER, "sudo cat /var/lib/dgx-spark/serving/ssh/authorized_keys").stdout.startswith('from="10.10.10.1" ')
+    assert fabric("10.10.10.2:2233") in ssh(WORKER, "ss -ltn").stdout
+    authorized = ssh(WORKER, "sudo cat /var/lib/dgx-spark/serving/ssh/authorized_keys").stdout
+    assert authorized.startswith(fabric('from="10.10.10.1" '))
     answer = json.loads(ssh(HEAD, "curl -sf http://127.0.0.1:8355/v1/completions -H 'Content-Type: application/json' "
                                   "-d '{\"model\": \"%s\", \"prompt\": \"hello spark\", \"max_tokens\": 3}'" % MODEL).stdout)
     assert answer["usage"]["completion_tokens"] == 3
@@ -135,8 +136,8 @@ def test_solo_runs_trtllm_serve_alone_without_mpirun_or_ssh():
 def test_status_names_an_unreachable_node_instead_of_calling_its_rank_missing(tmp_path):
     # the worker at an address nobody answers (the lab's own inventory first, this override after it)
     override = tmp_path / "unreachable.yml"
-    override.write_text("all:\n  hosts:\n    spark-ba63:\n      ansible_host: 10.59.63.99\n")
-    status = playbook("model_status.yml", "-i", "inventory/lab.yml", "-i", str(override), timeout=300)
+    override.write_text("all:\n  hosts:\n    spark-ba63:\n      ansible_host: %s.99\n" % MGMT)
+    status = playbook("model_status.yml", "-i", str(lab_inventory()), "-i", str(override), timeout=300)
     assert status.returncode != 0
     assert "spark-ba63 is unreachable: its containers could not be checked" in status.stdout
     assert "no container on any node" not in status.stdout

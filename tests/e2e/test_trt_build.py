@@ -25,7 +25,7 @@ def build(check=False, **overrides):
 @pytest.fixture(scope="module", autouse=True)
 def trtllm_image():
     lab("up")
-    lab("engine")  # the tiny model
+    lab("model")
     lab("trtllm")
     ssh(HEAD, "sudo rm -rf %s %s && cp -r /home/spark/models/tiny-llama %s && rm %s/*.safetensors"
         % (ENGINES, BROKEN_MODEL, BROKEN_MODEL, BROKEN_MODEL))
@@ -81,7 +81,7 @@ def test_a_failing_build_keeps_the_previous_engine_and_leaves_no_half_engine():
 
 
 def test_an_image_without_the_tools_fails_naming_what_is_missing():
-    rc, result = build(image="dgx-spark-lab/vllm:cpu")
+    rc, result = build(image="dgx-spark-lab/trtllm-base")  # the double's base: OpenMPI and python, not the tools
     assert rc != 0
     assert "trtllm-build is not on the image's PATH" in result["msg"]
     assert "/app/tensorrt_llm/examples/models/core/llama/convert_checkpoint.py" in result["msg"]
