@@ -1100,9 +1100,10 @@ def kubectl(args):
             conf, index = args[index + 1], index + 2
         elif args[index].startswith("--kubeconfig="):
             conf, index = args[index].split("=", 1)[1], index + 1
-        elif args[index].startswith("--request-timeout="):  # a global flag: every request of the run
-            REQUEST_TIMEOUT["seconds"] = go_seconds(args[index].split("=", 1)[1], "--request-timeout") or None
-            index += 1
+        elif args[index] == "--request-timeout":  # a global flag: every request of the run
+            REQUEST_TIMEOUT["seconds"], index = request_timeout(args[index + 1]), index + 2
+        elif args[index].startswith("--request-timeout="):
+            REQUEST_TIMEOUT["seconds"], index = request_timeout(args[index].split("=", 1)[1]), index + 1
         else:
             rest.append(args[index])
             index += 1
@@ -1239,6 +1240,21 @@ def kubectl_command(server, args):
     else:
         die("lab double: kubectl %s is not answered (get nodes|pods|--raw, get <kind> -o json, apply --server-side, "
             "delete node|pod|pdb|deployment, cordon, uncordon, drain, logs, version --client)" % " ".join(args), 64)
+
+
+def request_timeout(value):
+    """kubectl's --request-timeout as client-go's clientcmd.ParseTimeout reads it (its wording, not a recording):
+    whole seconds or a Go duration (5s, 1m30s, 500ms); 0 waits as long as the server takes (None)."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s)", value)
+    if value.isdigit():
+        seconds = int(value)
+    elif parts and "".join(n + u for n, u in parts) == value:
+        seconds = sum(float(n) * units[u] for n, u in parts)
+    else:
+        die("error: Invalid timeout value. Timeout must be a single integer in seconds, or an integer followed by a "
+            "corresponding time unit (e.g. 1s | 2m | 3h)")
+    return seconds or None
 
 
 def go_seconds(duration, flag="--timeout"):

@@ -192,6 +192,15 @@ def test_kubectl_tables_read_back_with_the_collections_parsers(cluster):
     assert _k8s.kubectl_nodes(cluster.kubectl("get", "nodes").stdout)[1]["status"] == "NotReady"
 
 
+def test_the_request_timeout_flag_takes_kubectls_forms_and_refuses_what_kubectl_refuses(cluster):
+    for flag in (["--request-timeout=5s"], ["--request-timeout", "1m30s"], ["--request-timeout=7"],
+                 ["--request-timeout=0"], ["--request-timeout=500ms"]):
+        assert cluster.kubectl(*flag, "get", "--raw", "/readyz").stdout.strip() == "ok", flag
+    refused = cluster.kubectl("--request-timeout=5x", "get", "--raw", "/readyz", check=False)
+    assert refused.returncode != 0
+    assert "Invalid timeout value. Timeout must be a single integer in seconds" in refused.stderr
+
+
 def test_join_tokens_expire_and_a_ready_node_cannot_join_twice(cluster):
     cluster.node("spark-ba63")
     token = cluster.call("POST", "/tokens", {"ttl": 3})["token"]  # (3 s: room for a loaded machine's first join)
