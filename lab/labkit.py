@@ -221,7 +221,7 @@ def recap(output):
 
 def rejected_before_connecting(name, extra_vars, *messages):
     """Run playbook `name` against an unreachable address with extra_vars; assert it fails on validation with every
-    message, before any host is contacted."""
+    message, before any host is contacted; the run's CompletedProcess."""
     args = []
     for var in list(extra_vars) + ["ansible_host=192.0.2.1"]:
         args += ["-e", var]
@@ -230,3 +230,4 @@ def rejected_before_connecting(name, extra_vars, *messages):
     for message in messages:
         assert message in out.stdout, (message, out.stdout[-3000:])
     assert "UNREACHABLE" not in out.stdout
+    return out

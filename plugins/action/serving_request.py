@@ -45,8 +45,9 @@ class ActionModule(ActionBase):
         try:
             entry = _catalog.catalog_entry(self._loader.load_from_file(args["catalog_file"]), args["model"],
                                            args["catalog"], args["engine_root"])
-        except _catalog.CatalogError as exc:
-            return dict(result, failed=True, msg=str(exc))
+        except _catalog.CatalogError as exc:  # the play's first node says why, once for the play
+            return dict(result, failed=True, msg=str(exc) if args["play"] else
+                        "The catalog entry of %s is refused (the play's first node says why)." % args["model"])
         problems = (_serving_request.settings_problems(args["settings"], args["lock_wait"], args["lock_ttl"],
                                                        args["backend"])
                     + _serving_request.secret_problems(args["model"], entry, args["unreadable"],

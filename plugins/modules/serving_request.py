@@ -82,7 +82,9 @@ options:
     type: bool
     default: false
   play:
-    description: Whether to check the play's settings and secrets (O(settings) to O(lan_trusted)) too.
+    description:
+      - Whether to check the play's settings and secrets (O(settings) to O(lan_trusted)) too, and to name what breaks
+        a rule of the catalog entry. The other nodes of the play fail on a bad entry without repeating why.
     type: bool
     default: true
   node_settings:

@@ -302,5 +302,9 @@ def test_hostile_extra_arg_from_the_inventory_fails_on_validation():
     entry = {"local_path": "/home/spark/models/tiny-llama", "image": "dgx-spark-lab/vllm:cpu", "params_b": 0.01,
              "dtype": "float32", "extra_args": ["--enforce-eager", "$(reboot)"]}
     override = json.dumps({"model_serving_catalog": {"evil": entry}})
-    rejected_before_connecting("launch_model.yml", ["model=evil", override], "model evil: extra_args[1] '$(reboot)'",
-                               "is not allowed")
+    out = rejected_before_connecting("launch_model.yml", ["model=evil", override],
+                                     "model evil: extra_args[1] '$(reboot)'", "is not allowed")
+    # named by the play's first node; the other fails without repeating it
+    [worker] = [line for line in out.stdout.splitlines() if line.startswith("fatal: [spark-ba63]")]
+    assert "The catalog entry of evil is refused (the play's first node says why)." in worker
+    assert "extra_args" not in worker
