@@ -123,11 +123,14 @@ def test_status_while_it_runs_then_relaunch_reports_it_and_stop_is_idempotent():
     assert out.returncode == 0, out.stdout[-3000:]
     run_id = run_id_of(out.stdout)
     assert record(run_id)["gate"] == {"skipped": True, "why": "train_launch_skip_gate"}
-    time.sleep(2)
-    status = playbook("train_status.yml", "-e", "job=%s" % run_id)
-    assert status.returncode == 0, status.stdout[-3000:]
-    assert "%s (tiny-regression): running" % run_id in status.stdout
-    assert len(re.findall(r"rank \d \(spark-\w+\): running, step \d+, loss", status.stdout)) == 2, status.stdout
+
+    def status_with_both_ranks_stepping():
+        # a rank's log is read when status looks: right after the start, one may not have logged its first step yet
+        status = playbook("train_status.yml", "-e", "job=%s" % run_id)
+        assert status.returncode == 0, status.stdout[-3000:]
+        assert "%s (tiny-regression): running" % run_id in status.stdout
+        return len(re.findall(r"rank \d \(spark-\w+\): running, step \d+, loss", status.stdout)) == 2
+    wait_for("status naming both ranks' step and loss", status_with_both_ranks_stepping, timeout=60, interval=1)
     other = playbook("train.yml", "-e", "job=other", "-e", "train_skip_gate=true", "-e", json.dumps(
         {"train_launch_jobs": {"other": {"script": "/usr/local/lib/dgx-spark/train/examples/tiny_regression.py",
                                          "venv": "/opt/dgx-spark-lab/train/venv"}}}))
