@@ -38,22 +38,24 @@ stage() {
 }
 
 # side_by_side NAME JUNIT CMD... ::: NAME JUNIT CMD...: two stages at once, each one's output printed whole
-# after both ended, in order; then counted as stage counts them, stopping at the first red.
+# after both ended, in order; then counted as stage counts them, stopping at the first red. Each call has its own
+# directory for the logs and counts: the lab's stream and the one beside it run pairs at the same time.
 side_by_side() {
-  local first=() second=() seen=0 arg
+  local first=() second=() seen=0 arg pair
   for arg in "$@"; do
     if [[ $arg == ::: ]]; then seen=1; elif [[ $seen -eq 0 ]]; then first+=("$arg"); else second+=("$arg"); fi
   done
   local start=$SECONDS
-  (SIDE_BY_SIDE=$out/side-1.counts stage "${first[@]}") >"$out/side-1.log" 2>&1 &
+  pair=$(mktemp -d "$out/side-by-side.XXXXXX")
+  (SIDE_BY_SIDE=$pair/1.counts stage "${first[@]}") >"$pair/1.log" 2>&1 &
   local one=$!
-  (SIDE_BY_SIDE=$out/side-2.counts stage "${second[@]}") >"$out/side-2.log" 2>&1 &
+  (SIDE_BY_SIDE=$pair/2.counts stage "${second[@]}") >"$pair/2.log" 2>&1 &
   wait $one $!
   local index rc p f s name red=""
   for index in 1 2; do
-    cat "$out/side-$index.log"
+    cat "$pair/$index.log"
     # a stage that died before it counted is a red one
-    read -r rc p f s name <"$out/side-$index.counts" || { rc=1 p=0 f=1 s=0 name="stage $index of the pair"; }
+    read -r rc p f s name <"$pair/$index.counts" || { rc=1 p=0 f=1 s=0 name="stage $index of the pair"; }
     passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
     [[ $rc -eq 0 || -n $red ]] || red=$name
   done
