@@ -83,6 +83,7 @@ stage "setup: virtualenvs, ansible-test's pip, the collection linked" "" scripts
 # CPUs; each pair shares nothing: own venv, own build tree, or reads only).
 no_lab_stages() {
   summary() { :; }  # (this subshell's counts go to the lab's stream, which prints the one summary)
+  passed=0 failed=0 skipped=0  # its own only: the setup stages before the fork are the lab stream's to count
   trap 'printf "%d %d %d\n" "$passed" "$failed" "$skipped" >"$out/no-lab.counts"' EXIT
   stage "lab double tests (pytest)" "$out/pytest-lab-doubles.xml" \
     "$venv/pytest" -q -n 2 tests/lab --junitxml="$out/pytest-lab-doubles.xml" -p no:cacheprovider
