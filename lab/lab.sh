@@ -360,11 +360,18 @@ cmd_reboot() {
   log "both nodes restarted in $((SECONDS - start)) s"
 }
 
+# The head's container, which must be up
+up_head() {
+  local name
+  name=$(container "${nodes[0]}")
+  podman container exists "$name" || die "the lab is not up (lab.sh up)"
+  echo "$name"
+}
+
 # An image archive (cache) loaded into the head's docker once per lab, tagged under the lab's name.
 load_into_head() {
   local archive=$1 image=$2 tag=$3 name
-  name=$(container "${nodes[0]}")
-  podman container exists "$name" || die "the lab is not up (lab.sh up)"
+  name=$(up_head)
   if ! podman exec "$name" docker image inspect "$image" >/dev/null 2>&1; then
     log "loading $image into ${nodes[0]}'s docker (once per lab)"
     podman exec -i "$name" docker load <"$archive" >/dev/null
@@ -380,8 +387,7 @@ tiny_model=/home/spark/models/tiny-llama
 engine_build() { built "$here/engine/build_engine_image.sh" | paste -sd' '; }  # "archive model_dir", both cached
 put_model() {
   local name
-  name=$(container "${nodes[0]}")
-  podman container exists "$name" || die "the lab is not up (lab.sh up)"
+  name=$(up_head)
   podman exec "$name" test -f "$tiny_model/config.json" && return
   podman exec "$name" mkdir -p "$(dirname "$tiny_model")"
   podman cp "$1" "$name:$tiny_model"

@@ -1242,28 +1242,33 @@ def kubectl_command(server, args):
             "delete node|pod|pdb|deployment, cordon, uncordon, drain, logs, version --client)" % " ".join(args), 64)
 
 
+GO_DURATION_UNITS = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+
+
+def go_duration(text):
+    """A Go duration as time.ParseDuration reads it (90s, 1m30s, 500ms, 1.5h) -> seconds; None when it is not one."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s)", text or "")
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * GO_DURATION_UNITS[u] for n, u in parts)
+
+
 def request_timeout(value):
     """kubectl's --request-timeout as client-go's clientcmd.ParseTimeout reads it (its wording, not a recording):
-    whole seconds or a Go duration (5s, 1m30s, 500ms); 0 waits as long as the server takes (None)."""
-    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
-    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s)", value)
-    if value.isdigit():
-        seconds = int(value)
-    elif parts and "".join(n + u for n, u in parts) == value:
-        seconds = sum(float(n) * units[u] for n, u in parts)
-    else:
+    whole seconds or a Go duration; 0 waits as long as the server takes (None)."""
+    seconds = int(value) if value.isdigit() else go_duration(value)
+    if seconds is None:
         die("error: Invalid timeout value. Timeout must be a single integer in seconds, or an integer followed by a "
             "corresponding time unit (e.g. 1s | 2m | 3h)")
     return seconds or None
 
 
-def go_seconds(duration, flag="--timeout"):
-    """A Go duration as kubectl takes it (90s, 2m, 1m30s) -> seconds."""
-    units = {"h": 3600, "m": 60, "s": 1}
-    parts = re.findall(r"(\d+)([hms])", duration or "")
-    if not parts or "".join(n + u for n, u in parts) != duration:
-        die('error: invalid argument "%s" for "%s" flag: time: invalid duration "%s"' % (duration, flag, duration))
-    return sum(int(n) * units[u] for n, u in parts)
+def go_seconds(duration):
+    """kubectl drain's --timeout (a Go duration) -> seconds."""
+    seconds = go_duration(duration)
+    if seconds is None:
+        die('error: invalid argument "%s" for "--timeout" flag: time: invalid duration "%s"' % (duration, duration))
+    return seconds
 
 
 def drain(server, node, args):

@@ -32,8 +32,8 @@ def container_args(node, name):
 @pytest.fixture(scope="module", autouse=True)
 def lab_with_trtllm():
     lab("up")
-    fabric = playbook("fabric.yml")
-    assert fabric.returncode == 0, fabric.stdout[-3000:]
+    addressed = playbook("fabric.yml")
+    assert addressed.returncode == 0, addressed.stdout[-3000:]
     lab("model")  # the tiny model on the head
     lab("trtllm")
     playbook("stop_model.yml")
